@@ -1,0 +1,202 @@
+"""Workspace bundles: read a YAML/JSON file, check it whole, import it into the store.
+
+Every problem is reported with its path in the file (`emails[0].content.instances[3].component`),
+all at once, and nothing is written unless the whole bundle is valid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ValidationError
+
+from emailexport.bundle_model import WorkspaceBundle
+from emailexport.errors import ValidationFailed
+from emailexport.models import NULL_BRANCH, Email, Instance
+from emailexport.render.sandbox import compile_template
+from emailexport.render.tokens import TAG_RE
+from emailexport.store import DOCUMENT_KINDS, Store
+
+__all__ = ["ImportSummary", "check_bundle", "import_bundle", "load_bundle", "read_bundle_file"]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    workspace_id: int
+    counts: dict[str, int]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def read_bundle_file(path: Path) -> Any:
+    """Parse a bundle file (YAML or JSON by extension; YAML also reads JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationFailed({"file": [f"cannot read {path}: {exc.strerror}"]}, "Cannot read bundle") from None
+    try:
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = path.suffix.lstrip(".").upper() or "YAML"
+        raise ValidationFailed({"file": [f"{path.name} is not valid {kind}: {exc}"]}, "Malformed bundle") from None
+
+
+def load_bundle(data: Any) -> WorkspaceBundle:
+    """Parsed data -> a checked `WorkspaceBundle`, or `ValidationFailed` with every error by path."""
+    if not isinstance(data, dict):
+        message = "a bundle is a mapping with organization, workspace, ..."
+        raise ValidationFailed({"(root)": [message]}, "Invalid bundle")
+    try:
+        bundle = WorkspaceBundle.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for err in exc.errors():
+            errors.setdefault(_loc(err["loc"]), []).append(err["msg"])
+        raise ValidationFailed(errors, "Invalid bundle") from None
+    problems = check_bundle(bundle)
+    if problems:
+        raise ValidationFailed(problems, "Invalid bundle")
+    return bundle
+
+
+def check_bundle(bundle: WorkspaceBundle) -> dict[str, list[str]]:
+    """Cross-references and templates of a parsed bundle -> {path: [problem, ...]} (empty if fine)."""
+    problems: dict[str, list[str]] = {}
+    for path, message in _problems(bundle):
+        problems.setdefault(path, []).append(message)
+    return problems
+
+
+def _duplicates(section: str, items: list[BaseModel]) -> Iterator[tuple[str, str]]:
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        key = item.id
+        if key in seen:
+            yield f"{section}[{i}].id", f"id {key} appears more than once"
+        seen.add(key)
+
+
+def _problems(b: WorkspaceBundle) -> Iterator[tuple[str, str]]:
+    if b.workspace.organization_id != b.organization.id:
+        yield "workspace.organization_id", f"must be the organization's id {b.organization.id}"
+    for section in DOCUMENT_KINDS:
+        yield from _duplicates(section, getattr(b, section))
+    for d, system in enumerate(b.design_systems):
+        for c, component in enumerate(system.components):
+            try:
+                compile_template(component.template)
+            except TemplateSyntaxError as exc:
+                yield (f"design_systems[{d}].components[{c}].template",
+                       f"template syntax error in '{component.name}' line {exc.lineno}: {exc.message}")
+    systems = {s.id: s for s in b.design_systems}
+    for p, brand in enumerate(b.brand_profiles):
+        if brand.design_system_id not in systems:
+            yield f"brand_profiles[{p}].design_system_id", f"design system {brand.design_system_id} not in the bundle"
+    for e, email in enumerate(b.emails):
+        yield from _email_problems(b, f"emails[{e}]", email)
+
+
+def _email_problems(b: WorkspaceBundle, at: str, email: Email) -> Iterator[tuple[str, str]]:
+    system = next((s for s in b.design_systems if s.id == email.design_system_id), None)
+    if system is None:
+        yield f"{at}.design_system_id", f"design system {email.design_system_id} not in the bundle"
+        return
+    if email.brand_profile_id is not None and all(p.id != email.brand_profile_id for p in b.brand_profiles):
+        yield f"{at}.brand_profile_id", f"brand profile {email.brand_profile_id} not in the bundle"
+    tracking = email.link_tracking_profile_id
+    if tracking is not None and all(p.id != tracking for p in b.link_tracking_profiles):
+        yield f"{at}.link_tracking_profile_id", f"link tracking profile {tracking} not in the bundle"
+    conditionals = {c.id: c for c in b.conditionals}
+    for name in ("subject", "preheader"):
+        text = getattr(email.content, name)
+        cond = conditionals.get(text.conditional_id) if text.conditional_id is not None else None
+        if text.conditional_id is not None and cond is None:
+            yield f"{at}.content.{name}.conditional_id", f"conditional {text.conditional_id} not in the bundle"
+        elif cond is not None and not cond.allowed_in_subject_and_preheader:
+            yield f"{at}.content.{name}.conditional_id", f"conditional {cond.id} is not allowed in subject/preheader"
+        yield from _branch_keys(f"{at}.content.{name}.branch_content", text.branch_content, cond)
+        for branch, by_locale in text.branch_content.items():
+            yield from _locales(f"{at}.content.{name}.branch_content.{branch}", by_locale, email)
+            for locale, value in by_locale.items():
+                yield from _tags(b, f"{at}.content.{name}.branch_content.{branch}.{locale}", value)
+    if email.content.container.component != system.container.name:
+        yield f"{at}.content.container.component", f"must be the design system's container '{system.container.name}'"
+    for i, instance in enumerate(email.content.instances):
+        yield from _instance_problems(b, f"{at}.content.instances[{i}]", instance, email, system, conditionals)
+    yield from _instance_problems(b, f"{at}.content.container", email.content.container, email, system, conditionals)
+
+
+def _instance_problems(b: WorkspaceBundle, at: str, inst: Instance, email: Email, system: Any,
+                       conditionals: dict[int, Any]) -> Iterator[tuple[str, str]]:
+    component = system.component(inst.component)
+    if component is None:
+        yield f"{at}.component", f"component '{inst.component}' is not in design system {system.id}"
+        return
+    if component.container and at.endswith("]"):
+        yield f"{at}.component", "the container component cannot be used as an instance"
+    cond = None
+    if inst.conditional_id is not None:
+        cond = conditionals.get(inst.conditional_id)
+        if cond is None:
+            yield f"{at}.conditional_id", f"conditional {inst.conditional_id} not in the bundle"
+    yield from _branch_keys(f"{at}.field_values", inst.field_values, cond)
+    variables = {f.variable: f for f in component.fields}
+    images = {i.id for i in b.images}
+    for branch, by_locale in inst.field_values.items():
+        yield from _locales(f"{at}.field_values.{branch}", by_locale, email)
+        for locale, values in by_locale.items():
+            for variable, value in values.items():
+                where = f"{at}.field_values.{branch}.{locale}.{variable}"
+                field = variables.get(variable)
+                if field is None:
+                    yield where, f"component '{component.name}' has no field '{variable}'"
+                    continue
+                raw = value.value
+                missing_image = isinstance(raw, dict) and "image_id" in raw and raw["image_id"] not in images
+                if field.type == "image" and missing_image:
+                    yield where, f"image {raw['image_id']} is not in the bundle's images"
+                if field.type in ("text", "rich_text", "url") and isinstance(raw, str):
+                    yield from _tags(b, where, raw)
+
+
+def _branch_keys(at: str, by_branch: dict[str, Any], cond: Any) -> Iterator[tuple[str, str]]:
+    allowed = {br.key for br in cond.branches} if cond is not None else {NULL_BRANCH}
+    for key in by_branch:
+        if key not in allowed:
+            yield f"{at}.{key}", f"branch '{key}' is not one of {', '.join(sorted(allowed))}"
+
+
+def _locales(at: str, by_locale: dict[str, Any], email: Email) -> Iterator[tuple[str, str]]:
+    for locale in by_locale:
+        if locale not in email.locales:
+            yield f"{at}.{locale}", f"{locale} is not a locale of email {email.id}"
+
+
+def _tags(b: WorkspaceBundle, at: str, text: str) -> Iterator[tuple[str, str]]:
+    keys = {t.key for t in b.personalization_tags}
+    for match in TAG_RE.finditer(text):
+        if match.group(1) not in keys:
+            yield at, f"unknown personalization tag [[tag:{match.group(1)}]]"
+
+
+def import_bundle(store: Store, bundle: WorkspaceBundle) -> ImportSummary:
+    """Write every document of a checked bundle (insert or replace by id)."""
+    store.put_organization(bundle.organization)
+    store.put_workspace(bundle.workspace)
+    counts = {}
+    for section in DOCUMENT_KINDS:
+        documents = getattr(bundle, section)
+        store.put_documents(bundle.workspace.id, documents)
+        counts[section] = len(documents)
+    return ImportSummary(workspace_id=bundle.workspace.id, counts=counts)

@@ -1,0 +1,42 @@
+"""Configuration: environment (prefix `EMAILEXPORT_`) or a `.env` file -> `Settings` -> constructors.
+
+Stage code never reads `os.environ`; it is handed what it needs from here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMAILEXPORT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".emailexport"), description="where the embedded default keeps its files")
+    database_url: str | None = Field(default=None, description="any SQLAlchemy URL; default: SQLite in data_dir")
+    storage_url: str | None = Field(default=None, description="fsspec URL for outputs; default: data_dir/outputs")
+    public_base_url: str | None = Field(
+        default=None, description="base URL of the API serving downloads; unset: download URLs are file:// URLs"
+    )
+    task_workers: int = Field(default=4, ge=1, le=64, description="thread cap of a flow's task runner")
+    render_cache: bool = Field(default=True, description="reuse a locale's render when nothing it depends on changed")
+    cache_expiration_days: int = Field(default=30, ge=1)
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'emailexport.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        """The configured storage URL, or a local folder in the data dir."""
+        return self.storage_url or (self.data_dir / "outputs").resolve().as_uri()
+
+
+@cache
+def get_settings() -> Settings:
+    """Settings read once per process (tests build their own `Settings` and pass them down)."""
+    return Settings()

@@ -1,0 +1,307 @@
+"""`Store`: typed reads and writes over the tables; every method opens its own short transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from pydantic import BaseModel
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from emailexport.errors import NotFoundError
+from emailexport.models import (
+    BrandProfile,
+    CdnConnector,
+    Conditional,
+    Connector,
+    DynamicContentProfile,
+    Email,
+    EmailDesignSystem,
+    EmailRef,
+    ExportMetadata,
+    ExportOptions,
+    ExportRecord,
+    Image,
+    LinkTrackingProfile,
+    LocaleOutcome,
+    Organization,
+    PersonalizationTag,
+    Workspace,
+    utcnow,
+)
+from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, OrganizationRow, WorkspaceRow
+
+__all__ = ["DOCUMENT_KINDS", "Store", "hash_token"]
+
+M = TypeVar("M", bound=BaseModel)
+
+# kind name in the table <-> model; the names are also the bundle's section names.
+DOCUMENT_KINDS: dict[str, type[BaseModel]] = {
+    "design_systems": EmailDesignSystem,
+    "brand_profiles": BrandProfile,
+    "emails": Email,
+    "conditionals": Conditional,
+    "personalization_tags": PersonalizationTag,
+    "dynamic_content_profiles": DynamicContentProfile,
+    "link_tracking_profiles": LinkTrackingProfile,
+    "images": Image,
+    "connectors": Connector,
+    "cdn_connectors": CdnConnector,
+}
+_KIND_OF = {model: kind for kind, model in DOCUMENT_KINDS.items()}
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def hash_token(token: str) -> str:
+    """API tokens are stored as their SHA-256 (they are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the API read while a flow writes; foreign keys are off by default in SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class Store:
+    """Workspace documents and export records in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    # -- workspace data -------------------------------------------------------------------
+
+    def put_organization(self, organization: Organization) -> None:
+        with self.session() as s:
+            s.merge(OrganizationRow(id=organization.id, name=organization.name))
+
+    def put_workspace(self, workspace: Workspace) -> None:
+        with self.session() as s:
+            s.merge(WorkspaceRow(id=workspace.id, organization_id=workspace.organization_id, name=workspace.name))
+
+    def workspace(self, workspace_id: int) -> Workspace | None:
+        with self.session() as s:
+            row = s.get(WorkspaceRow, workspace_id)
+            if row is None:
+                return None
+            return Workspace(id=row.id, organization_id=row.organization_id, name=row.name)
+
+    def put_documents(self, workspace_id: int, documents: Sequence[BaseModel]) -> None:
+        """Insert or replace documents (by their `id`) in one transaction."""
+        now = datetime.now(UTC)
+        with self.session() as s:
+            for doc in documents:
+                key = str(doc.id)
+                s.merge(
+                    DocumentRow(
+                        workspace_id=workspace_id,
+                        kind=_KIND_OF[type(doc)],
+                        key=key,
+                        document=doc.model_dump(mode="json"),
+                        updated_at=now,
+                    )
+                )
+
+    def get(self, workspace_id: int, model: type[M], key: int | str) -> M | None:
+        """One document of `model`'s kind by id, or None."""
+        with self.session() as s:
+            row = s.get(DocumentRow, (workspace_id, _KIND_OF[model], str(key)))
+            return None if row is None else model.model_validate(row.document)
+
+    def require(self, workspace_id: int, model: type[M], key: int | str) -> M:
+        """Like `get`, but a missing document is a `NotFoundError` naming it."""
+        found = self.get(workspace_id, model, key)
+        if found is None:
+            kind = _KIND_OF[model].rstrip("s").replace("_", " ")
+            raise NotFoundError(f"{kind} {key} not found in workspace {workspace_id}")
+        return found
+
+    def list(self, workspace_id: int, model: type[M]) -> list[M]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(DocumentRow).where(DocumentRow.workspace_id == workspace_id, DocumentRow.kind == _KIND_OF[model])
+            )
+            return sorted((model.model_validate(r.document) for r in rows), key=lambda d: str(d.id))
+
+    # -- API tokens -----------------------------------------------------------------------
+
+    def add_token(self, token: str, workspace_ids: Sequence[int], label: str = "") -> None:
+        with self.session() as s:
+            s.add(ApiTokenRow(token_hash=hash_token(token), label=label, workspace_ids=list(workspace_ids),
+                              created_at=datetime.now(UTC)))
+
+    def token_workspaces(self, token: str) -> list[int] | None:
+        """The workspaces a token may use, or None for an unknown token."""
+        with self.session() as s:
+            row = s.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
+            return None if row is None else list(row.workspace_ids)
+
+    # -- export records -------------------------------------------------------------------
+
+    def create_export(
+        self,
+        *,
+        workspace: Workspace,
+        email: Email,
+        export_type: str,
+        options: ExportOptions,
+        connector_id: int | None = None,
+        cdn_connector_id: int | None = None,
+        dynamic_content_profile_id: str | None = None,
+        integration_name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExportRecord:
+        """Store a new record, status `in_progress`."""
+        now = utcnow()
+        row = ExportRow(
+            workspace_id=workspace.id,
+            organization_id=workspace.organization_id,
+            email_id=email.id,
+            email_name=email.name,
+            connector_id=connector_id,
+            cdn_connector_id=cdn_connector_id,
+            dynamic_content_profile_id=dynamic_content_profile_id,
+            status="in_progress",
+            export_type=export_type,
+            options=options.model_dump(mode="json"),
+            integration_name=integration_name,
+            export_metadata=ExportMetadata().model_dump(mode="json"),
+            export_errors={"base": None},
+            warnings={"base": None},
+            results={},
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.session() as s:
+            s.add(row)
+            s.flush()
+            return _record(row)
+
+    def export(self, export_id: int) -> ExportRecord | None:
+        with self.session() as s:
+            row = s.get(ExportRow, export_id)
+            return None if row is None else _record(row)
+
+    def require_export(self, export_id: int) -> ExportRecord:
+        found = self.export(export_id)
+        if found is None:
+            raise NotFoundError(f"export {export_id} not found")
+        return found
+
+    def export_by_idempotency_key(self, workspace_id: int, key: str) -> ExportRecord | None:
+        with self.session() as s:
+            row = s.scalar(select(ExportRow).where(ExportRow.workspace_id == workspace_id,
+                                                   ExportRow.idempotency_key == key))
+            return None if row is None else _record(row)
+
+    def list_exports(self, workspace_id: int, *, page: int = 1, per: int = 25) -> tuple[list[ExportRecord], int]:
+        """One page of a workspace's records, newest first, and the total count."""
+        with self.session() as s:
+            where = ExportRow.workspace_id == workspace_id
+            total = s.scalar(select(func.count()).select_from(ExportRow).where(where)) or 0
+            rows = s.scalars(
+                select(ExportRow).where(where).order_by(ExportRow.created_at.desc(), ExportRow.id.desc())
+                .limit(per).offset((page - 1) * per)
+            )
+            return [_record(r) for r in rows], total
+
+    def update_export(self, export_id: int, **changes: Any) -> ExportRecord:
+        """Set fields of a record (model values are stored as JSON) and bump `updated_at`."""
+        columns = {"metadata": "export_metadata"}
+        with self.session() as s:
+            row = s.get(ExportRow, export_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"export {export_id} not found")
+            for name, value in changes.items():
+                setattr(row, columns.get(name, name), _jsonable(value))
+            row.updated_at = utcnow()
+            s.flush()
+            return _record(row)
+
+    def fail_if_in_progress(self, export_id: int, reason: str) -> ExportRecord | None:
+        """Mark a record failed with `reason` under `base`, unless it already ended."""
+        with self.session() as s:
+            row = s.get(ExportRow, export_id, with_for_update=True)
+            if row is None or row.status != "in_progress":
+                return None if row is None else _record(row)
+            errors = dict(row.export_errors or {})
+            errors["base"] = [*(errors.get("base") or []), reason]
+            row.export_errors = errors
+            row.status = "failed"
+            row.updated_at = utcnow()
+            s.flush()
+            return _record(row)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _record(row: ExportRow) -> ExportRecord:
+    return ExportRecord(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        organization_id=row.organization_id,
+        connector_id=row.connector_id,
+        cdn_connector_id=row.cdn_connector_id,
+        email_id=row.email_id,
+        email=EmailRef(id=row.email_id, name=row.email_name),
+        dynamic_content_profile_id=row.dynamic_content_profile_id,
+        status=row.status,  # type: ignore[arg-type]
+        export_type=row.export_type,  # type: ignore[arg-type]
+        options=ExportOptions.model_validate(row.options),
+        integration_name=row.integration_name,
+        metadata=ExportMetadata.model_validate(row.export_metadata),
+        export_errors=row.export_errors,
+        warnings=row.warnings,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        download_zip_url=row.download_zip_url,
+        download_json_url=row.download_json_url,
+        open_in_integration_url=row.open_in_integration_url,
+        flow_run_id=row.flow_run_id,
+        results={k: LocaleOutcome.model_validate(v) for k, v in (row.results or {}).items()},
+    )

@@ -1,0 +1,89 @@
+"""The tables. Workspace data is stored as validated documents; export records as columns.
+
+Workspace entities (design systems, emails, conditionals, ...) are read whole and written whole
+(by bundle import), never queried by their inner fields, so each is one JSON document keyed by
+(workspace, kind, id). Export records are queried by status, email and connector, so they get
+real columns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["ApiTokenRow", "Base", "DocumentRow", "ExportRow", "OrganizationRow", "WorkspaceRow"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrganizationRow(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class WorkspaceRow(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class DocumentRow(Base):
+    __tablename__ = "workspace_documents"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    workspace_ids: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExportRow(Base):
+    __tablename__ = "exports"
+    __table_args__ = (
+        Index("ix_exports_workspace_created", "workspace_id", "created_at"),
+        Index("ix_exports_email_connector_status", "email_id", "connector_id", "status"),
+        UniqueConstraint("workspace_id", "idempotency_key", name="uq_exports_idempotency"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    organization_id: Mapped[int] = mapped_column(Integer)
+    email_id: Mapped[int] = mapped_column(Integer)
+    email_name: Mapped[str] = mapped_column(String(255))
+    connector_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cdn_connector_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dynamic_content_profile_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    export_type: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    integration_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    export_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    export_errors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    warnings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
+    download_zip_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    download_json_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    open_in_integration_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

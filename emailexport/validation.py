@@ -1,0 +1,180 @@
+"""Validating a Create Export request: the one place the API, the CLI and the CSV mode share.
+
+`validate_export_request` reports every problem at once, keyed by the request's field paths
+(`options.locales`, `connector_id`, `options.per_locale_options.xx-XX`), as the contract's 422.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from emailexport.errors import NotFoundError, ValidationFailed
+from emailexport.locales import LOCALES
+from emailexport.models import (
+    CdnConnector,
+    Connector,
+    DynamicContentProfile,
+    Email,
+    ExportRequest,
+    Workspace,
+)
+from emailexport.store import Store
+
+__all__ = ["SUPPORTED_EXPORT_TYPES", "SUPPORTED_IMAGE_MODES", "ValidatedExport", "validate_export_request"]
+
+# What this version can produce; the contract's other values are refused with a clear message
+# instead of being accepted and failing later.
+SUPPORTED_EXPORT_TYPES = ("html", "json")
+SUPPORTED_IMAGE_MODES = ("use_cdn",)
+
+
+@dataclass(frozen=True)
+class ValidatedExport:
+    request: ExportRequest
+    workspace: Workspace
+    email: Email
+    connector: Connector | None
+    profile: DynamicContentProfile | None
+    cdn_connector: CdnConnector | None
+
+
+def parse_body(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """A request body -> a dict; malformed JSON or a non-object is a `ValidationFailed`."""
+    if isinstance(body, Mapping):
+        return dict(body)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed({"body": [f"malformed JSON: {exc}"]}) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": ["the request body must be a JSON object"]})
+    return data
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    # Array positions are dropped (`options.locales`, not `options.locales.2`): the message says
+    # which element; mapping keys (per_locale_options.xx-XX) are kept.
+    return ".".join(str(part) for part in loc if not isinstance(part, int)) or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "literal_error" and "locales" in error["loc"]:
+        return f"{error['input']!r} is not a supported locale"
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "extra_forbidden":
+        return "is not a known field"
+    return str(error["msg"])
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept `options.cdn_connector_id` (some clients send it there) as the top-level field."""
+    options = data.get("options")
+    if isinstance(options, dict) and "cdn_connector_id" in options:
+        options = dict(options)
+        inner = options.pop("cdn_connector_id")
+        if data.get("cdn_connector_id") is None:
+            data = {**data, "cdn_connector_id": inner}
+        data = {**data, "options": options}
+    return data
+
+
+def validate_export_request(store: Store, workspace_id: int, body: bytes | str | Mapping[str, Any]) -> ValidatedExport:
+    """Check a request body against the contract and the workspace; raise `ValidationFailed` with
+    every problem, or `NotFoundError` for an unknown workspace."""
+    workspace = store.workspace(workspace_id)
+    if workspace is None:
+        raise NotFoundError("Record not found")
+    data = _normalize(parse_body(body))
+    errors: dict[str, list[str]] = defaultdict(list)
+    request: ExportRequest | None = None
+    try:
+        request = ExportRequest.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            errors[_path(error["loc"])].append(_message(error))
+    checked = _cross_check(store, workspace_id, data, errors)
+    if errors or request is None:
+        raise ValidationFailed(errors)
+    return ValidatedExport(request=request, workspace=workspace, **checked)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Rules that need the workspace's records; reads raw values defensively so they run even when
+    other fields failed type validation."""
+    options = data.get("options") if isinstance(data.get("options"), dict) else {}
+    export_type = data.get("export_type")
+    found: dict[str, Any] = {"email": None, "connector": None, "profile": None, "cdn_connector": None}
+
+    if export_type in ("html", "connector", "json", "pdf") and export_type not in SUPPORTED_EXPORT_TYPES:
+        errors["export_type"].append(f"export type {export_type} is not available in this version "
+                                     f"(available: {', '.join(SUPPORTED_EXPORT_TYPES)})")
+    image_mode = options.get("image_mode", "use_cdn")
+    if image_mode == "include_in_zip" and export_type == "connector":
+        errors["options.image_mode"].append("include_in_zip is not valid for connector exports")
+    elif image_mode in ("include_in_zip", "use_cdn_connector") and image_mode not in SUPPORTED_IMAGE_MODES:
+        errors["options.image_mode"].append(f"image mode {image_mode} is not available in this version")
+
+    email_id = _int_or_none(data.get("email_id"))
+    if email_id is not None:
+        found["email"] = store.get(workspace_id, Email, email_id)
+        if found["email"] is None:
+            errors["email_id"].append(f"email {email_id} not found in this workspace")
+
+    locales = options.get("locales")
+    if isinstance(locales, list):
+        _check_locales(locales, found["email"], errors)
+        per_locale = options.get("per_locale_options")
+        if isinstance(per_locale, dict):
+            for key in per_locale:
+                if key not in locales:
+                    errors[f"options.per_locale_options.{key}"].append(f"{key} is not among options.locales")
+
+    connector_id = _int_or_none(data.get("connector_id"))
+    if export_type == "connector" and data.get("connector_id") is None:
+        errors["connector_id"].append("is required when export_type is connector")
+    if connector_id is not None:
+        found["connector"] = store.get(workspace_id, Connector, connector_id)
+        if found["connector"] is None:
+            errors["connector_id"].append(f"connector {connector_id} not found in this workspace")
+
+    profile_id = data.get("dynamic_content_profile_id")
+    if isinstance(profile_id, str):
+        found["profile"] = store.get(workspace_id, DynamicContentProfile, profile_id)
+        if found["profile"] is None:
+            errors["dynamic_content_profile_id"].append(f"dynamic content profile {profile_id} not found")
+
+    cdn_id = _int_or_none(data.get("cdn_connector_id"))
+    if image_mode == "use_cdn_connector" and data.get("cdn_connector_id") is None:
+        errors["cdn_connector_id"].append("is required when options.image_mode is use_cdn_connector")
+    if cdn_id is not None:
+        found["cdn_connector"] = store.get(workspace_id, CdnConnector, cdn_id)
+        if found["cdn_connector"] is None:
+            errors["cdn_connector_id"].append(f"CDN connector {cdn_id} not found in this workspace")
+    return found
+
+
+def _check_locales(locales: list[Any], email: Email | None, errors: dict[str, list[str]]) -> None:
+    if not locales:
+        errors["options.locales"].append("must name at least one locale")
+    seen: set[Any] = set()
+    for locale in locales:
+        if locale in seen:
+            errors["options.locales"].append(f"{locale} is listed more than once")
+        seen.add(locale)
+    if email is not None:
+        outside = [loc for loc in dict.fromkeys(locales) if loc in LOCALES and loc not in email.locales]
+        for locale in outside:
+            errors["options.locales"].append(
+                f"{locale} is not a locale of email {email.id} (its locales: {', '.join(email.locales)})"
+            )
