@@ -1,0 +1,269 @@
+"""Step 1: hide ESP tokens and comments behind placeholders that the inliner and minifier keep.
+
+Handwritten because no library does it: the placeholder has to suit where it stands, and only a
+scan that knows HTML's contexts can tell.
+
+- Element content (also directly between `<tr>`s or `<td>`s): an HTML comment `<!--P:n-->`. An
+  HTML5 parser keeps a comment where it is inside a table, whereas text there is "foster-parented"
+  out of the table.
+- Attribute values and raw text (`<title>`, `<script>`, `<textarea>`): a word `P=n=P`. A comment
+  would be literal text there; the `=` makes minify-html keep the attribute quoted, which the
+  restored token (spaces, quotes) needs.
+- Inside a tag but outside any value (`<td <marker>>`): a valueless attribute `P-n`. This works,
+  but the minifier may reorder attributes around it, so a warning is recorded.
+- Every comment (Outlook conditionals `<!--[if mso]>...<![endif]-->`, `<![if ...]>`) is stashed
+  whole; ordinary comments without tokens may be dropped instead (when minifying).
+- `<style data-embed>` (client hacks) and any `<style>` holding a token are stashed whole: the
+  inliner must neither inline nor drop them, and it rejects a token in CSS selector position.
+
+Raw ESP syntax typed by authors is first turned into markers (appended to the token list), so from
+then on a single scan handles both, and quotes or `<` inside a raw token cannot mislead it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from emailexport.transforms.esp_syntax import ESP_SYNTAX_RE
+from emailexport.transforms.markers import MARKER_RE, marker, restore_markers
+
+__all__ = ["Protected", "protect"]
+
+StashKind = Literal["token", "comment", "conditional", "block"]
+
+_RAW_TEXT_TAGS = frozenset({"style", "script", "title", "textarea", "xmp", "iframe", "noembed", "noframes"})
+_TAG_OPEN_RE = re.compile(r"<([A-Za-z][^\s/>]*)")
+_TAG_PIECE_RE = re.compile(
+    r"""(?P<value>=\s*(?:"[^"]*"|'[^']*'|[^\s>"'][^\s>]*))|(?P<end>/?>)|(?P<other>\s+|[^\s=>]+|=)"""
+)
+_CONDITIONAL_RE = re.compile(r"^<!--\s*(?:\[if\b|<!\[endif\])|<!\[endif\]\s*-->$", re.IGNORECASE)
+_CONDITIONAL_BODY_RE = re.compile(r"^(<!--\[if[^\]]*\]>)(.*)(<!\[endif\]-->)$", re.DOTALL | re.IGNORECASE)
+_DATA_EMBED_RE = re.compile(r"\sdata-embed\b", re.IGNORECASE)
+_DOCTYPE_RE = re.compile(r"<!doctype[^>]*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A document with placeholders, and what each placeholder stands for.
+
+    `originals[n]` is the source text of placeholder n, in marker form (a renderer marker, a
+    comment or a `<style>` element, where ESP syntax is still a marker); `quotes[n]` is the quote
+    character of the attribute value placeholder n stood in (restored tokens may need it);
+    `tokens` are the renderer's tokens followed by the raw ESP syntax found in the document.
+    """
+
+    html: str
+    originals: tuple[str, ...]
+    kinds: tuple[StashKind, ...]
+    quotes: tuple[str, ...]
+    tokens: tuple[str, ...]
+    renderer_token_count: int
+    prefix: str
+    doctype: str | None
+    warnings: tuple[str, ...]
+
+    @property
+    def placeholder_re(self) -> re.Pattern[str]:
+        """The pattern of every placeholder form; group 1, 2 or 3 is the stash index."""
+        p = re.escape(self.prefix)
+        return re.compile(rf'<!--{p}:(\d+)-->|{p}=(\d+)={p}|{p}-(\d+)(?:="")?')
+
+    def original_of(self, match: re.Match[str]) -> str:
+        """A placeholder match -> the source text it stands for."""
+        return self.originals[int(next(g for g in match.groups() if g is not None))]
+
+    def source_text(self, text: str) -> str:
+        """Text with placeholders -> the renderer's form (its markers kept, raw ESP syntax back)."""
+        text = self.placeholder_re.sub(self.original_of, text)
+        count = self.renderer_token_count
+        return MARKER_RE.sub(lambda m: m.group(0) if int(m.group(1)) < count else self.tokens[int(m.group(1))], text)
+
+    def map_bodies(self, edit: Callable[[str], str]) -> Protected:
+        """Apply an HTML edit to the stashed HTML: Outlook conditional bodies and whole `<style>`s."""
+        originals = list(self.originals)
+        for index, kind in enumerate(self.kinds):
+            if kind == "block":
+                originals[index] = edit(originals[index])
+            elif kind == "conditional" and (body := _CONDITIONAL_BODY_RE.match(originals[index])):
+                originals[index] = body.group(1) + edit(body.group(2)) + body.group(3)
+        return replace(self, originals=tuple(originals))
+
+
+def protect(html: str, tokens: Sequence[str], *, drop_comments: bool = False, reserved: str = "") -> Protected:
+    """Rendered HTML with markers, its tokens -> the same HTML with context-fitting placeholders.
+
+    `drop_comments` drops ordinary comments that hold no token (Outlook conditionals are always
+    kept); `reserved` is other text the placeholder prefix must not occur in.
+    """
+    all_tokens = list(tokens)
+
+    def to_marker(match: re.Match[str]) -> str:
+        all_tokens.append(restore_markers(match.group(0), tuple(tokens)))
+        return marker(len(all_tokens) - 1)
+
+    markerized = ESP_SYNTAX_RE.sub(to_marker, html)
+    prefix = _choose_prefix("\n".join([html, reserved, *tokens]))
+    scanner = _Scanner(prefix, drop_comments)
+    scanned = scanner.scan(markerized)
+    doctype = _DOCTYPE_RE.search(markerized)
+    return Protected(
+        html=scanned,
+        originals=tuple(scanner.originals),
+        kinds=tuple(scanner.kinds),
+        quotes=tuple(scanner.quotes),
+        tokens=tuple(all_tokens),
+        renderer_token_count=len(tokens),
+        prefix=prefix,
+        doctype=doctype.group(0) if doctype else None,
+        warnings=tuple(scanner.warnings),
+    )
+
+
+def _choose_prefix(text: str) -> str:
+    """Text -> a placeholder prefix that does not occur in it (case-insensitively)."""
+    lowered = text.lower()
+    candidate, attempt = "eex", 0
+    while candidate in lowered:
+        attempt += 1
+        candidate = f"eex{attempt}x"
+    return candidate
+
+
+class _Scanner:
+    """Walks markerized HTML once, replacing markers and comments by placeholders."""
+
+    def __init__(self, prefix: str, drop_comments: bool) -> None:
+        self.prefix = prefix
+        self.drop_comments = drop_comments
+        self.originals: list[str] = []
+        self.kinds: list[StashKind] = []
+        self.quotes: list[str] = []
+        self.warnings: list[str] = []
+
+    def stash(self, text: str, kind: StashKind, quote: str = "") -> int:
+        self.originals.append(text)
+        self.kinds.append(kind)
+        self.quotes.append(quote)
+        return len(self.originals) - 1
+
+    def node(self, text: str, kind: StashKind) -> str:
+        return f"<!--{self.prefix}:{self.stash(text, kind)}-->"
+
+    def words(self, text: str, quote: str = "") -> str:
+        """Markers in attribute values (quoted with `quote`) or raw text -> word placeholders."""
+        return MARKER_RE.sub(lambda m: f"{self.prefix}={self.stash(m.group(0), 'token', quote)}={self.prefix}", text)
+
+    def content(self, text: str) -> str:
+        """Markers in element content -> comment placeholders."""
+        return MARKER_RE.sub(lambda m: self.node(m.group(0), "token"), text)
+
+    def scan(self, text: str) -> str:
+        out: list[str] = []
+        pos = 0
+        while (lt := text.find("<", pos)) >= 0:
+            out.append(self.content(text[pos:lt]))
+            pos = self.markup(text, lt, out)
+        out.append(self.content(text[pos:]))
+        return "".join(out)
+
+    def markup(self, text: str, lt: int, out: list[str]) -> int:
+        """Handle the markup starting at `lt`; append its protected form; return where it ends."""
+        if text.startswith("<!--", lt):
+            end = _comment_end(text, lt)
+            out.append(self.comment(text[lt:end]))
+            return end
+        if text.startswith("<![", lt):  # downlevel-revealed `<![if !mso]>`: a parser would rewrite it
+            end = _find_end(text, ">", lt)
+            out.append(self.node(text[lt:end], "conditional"))
+            return end
+        if text.startswith(("<!", "<?", "</"), lt):
+            end = _find_end(text, ">", lt)
+            out.append(self.words(text[lt:end]))
+            return end
+        if _TAG_OPEN_RE.match(text, lt):
+            return self.element(text, lt, out)
+        out.append("<")
+        return lt + 1
+
+    def comment(self, text: str) -> str:
+        if _CONDITIONAL_RE.search(text):
+            return self.node(text, "conditional")
+        if self.drop_comments and not MARKER_RE.search(text):
+            return ""
+        return self.node(text, "comment")
+
+    def element(self, text: str, lt: int, out: list[str]) -> int:
+        """A start tag (and, for raw-text elements, its content up to the end tag)."""
+        tag, end = self.start_tag(text, lt)
+        name = tag[1:].split(None, 1)[0].rstrip("/>").lower()
+        if name not in _RAW_TEXT_TAGS:
+            out.append(tag)
+            return end
+        close = _find_close(text, name, end)
+        body = text[end:close]
+        if name == "style" and (_DATA_EMBED_RE.search(text[lt:end]) or MARKER_RE.search(body)):
+            element_end = _find_end(text, ">", close)
+            out.append(self.node(text[lt:element_end], "block"))
+            return element_end
+        out.append(tag + self.words(body))
+        return close
+
+    def start_tag(self, text: str, lt: int) -> tuple[str, int]:
+        """The start tag at `lt` -> its protected text and where it ends."""
+        opening = _TAG_OPEN_RE.match(text, lt)
+        assert opening is not None
+        out = [opening.group(0)]
+        pos = opening.end()
+        while pos < len(text) and (piece := _TAG_PIECE_RE.match(text, pos)):
+            pos = piece.end()
+            if piece.lastgroup == "end":
+                out.append(piece.group(0))
+                break
+            if piece.lastgroup == "value":
+                value = piece.group(0)[1:].lstrip()
+                out.append(self.words(piece.group(0), value[0] if value[0] in "\"'" else ""))
+            else:
+                out.append(self.attribute_names(piece.group(0)))
+        else:
+            out.append(text[pos:])  # an unterminated tag at the end of the document
+            pos = len(text)
+        return "".join(out), pos
+
+    def attribute_names(self, text: str) -> str:
+        """Markers inside a tag but outside values -> valueless attribute placeholders."""
+        if not MARKER_RE.search(text):
+            return text
+        self.warnings.append(
+            "an ESP token sits inside a tag outside any attribute value; "
+            "its position among the attributes is not guaranteed"
+        )
+        parts = MARKER_RE.split(text)
+        out = [parts[0]]
+        for index, rest in zip(parts[1::2], parts[2::2], strict=True):
+            placeholder = f"{self.prefix}-{self.stash(marker(int(index)), 'token')}"
+            out.append(f" {placeholder} " if out[-1] or rest else placeholder)
+            out.append(rest)
+        return "".join(out)
+
+
+def _find_end(text: str, needle: str, start: int) -> int:
+    """Index just after the next `needle` from `start`, or the end of the text."""
+    found = text.find(needle, start)
+    return len(text) if found < 0 else found + len(needle)
+
+
+def _comment_end(text: str, lt: int) -> int:
+    """Where the comment starting at `lt` ends (HTML5: `<!-->` and `<!--->` are whole comments)."""
+    for short in ("<!-->", "<!--->"):
+        if text.startswith(short, lt):
+            return lt + len(short)
+    return _find_end(text, "-->", lt + 4)
+
+
+def _find_close(text: str, name: str, start: int) -> int:
+    """Index of the `</name` that ends a raw-text element, or the end of the text."""
+    found = re.compile(rf"</{re.escape(name)}[\s/>]", re.IGNORECASE).search(text, start)
+    return found.start() if found else len(text)
