@@ -47,6 +47,10 @@ class ValidationFailed(TerminalError):
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
         super().__init__(message)
 
+    def messages(self) -> list[str]:
+        """Every problem as one line, `path: message`."""
+        return [f"{path}: {msg}" for path, msgs in self.errors.items() for msg in msgs]
+
     def __str__(self) -> str:
         lines = [f"{path}: {msg}" for path, msgs in self.errors.items() for msg in msgs]
         return f"{self.args[0]}:\n  " + "\n  ".join(lines) if lines else str(self.args[0])

@@ -255,14 +255,14 @@ class Store:
             s.flush()
             return _record(row)
 
-    def fail_if_in_progress(self, export_id: int, reason: str) -> ExportRecord | None:
-        """Mark a record failed with `reason` under `base`, unless it already ended."""
+    def fail_if_in_progress(self, export_id: int, *reasons: str) -> ExportRecord | None:
+        """Mark a record failed with `reasons` under `base`, unless it already ended."""
         with self.session() as s:
             row = s.get(ExportRow, export_id, with_for_update=True)
             if row is None or row.status != "in_progress":
                 return None if row is None else _record(row)
             errors = dict(row.export_errors or {})
-            errors["base"] = [*(errors.get("base") or []), reason]
+            errors["base"] = [*(errors.get("base") or []), *reasons]
             row.export_errors = errors
             row.status = "failed"
             row.updated_at = utcnow()

@@ -1,0 +1,98 @@
+"""`export-email`: one export, from its record to its outputs. Reads top to bottom like the pipeline:
+load -> render every locale (mapped, cached) -> write outputs -> record -> report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as current_run
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from emailexport.errors import EmailExportError, ValidationFailed
+from emailexport.render.result import LocaleRender
+from emailexport.runtime import open_store
+from emailexport.settings import get_settings
+from tasks.load import load_export
+from tasks.package import Outputs, write_outputs
+from tasks.record import record_result
+from tasks.render import render_locale
+from tasks.report import publish_report
+
+__all__ = ["export_email", "mark_record_failed"]
+
+
+def mark_record_failed(flow: Any, flow_run: Any, state: State) -> None:
+    """State hook (failed, crashed, cancelled): a record never stays `in_progress` after its run."""
+    export_id = (flow_run.parameters or {}).get("export_id")
+    if export_id is None:
+        return
+    reason = f"export flow run {state.name.lower()}" + (f": {state.message}" if state.message else "")
+    open_store().fail_if_in_progress(int(export_id), reason)
+
+
+def _collect(locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender], list[str]]:
+    """Wait for every locale; a task that raised becomes that locale's error, the others are kept."""
+    renders: dict[str, LocaleRender] = {}
+    cached: list[str] = []
+    for locale, future in zip(locales, futures, strict=True):
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            renders[locale] = future.result()
+            if state.name == "Cached":
+                cached.append(locale)
+        else:
+            exc = state.result(raise_on_failure=False)
+            message = str(exc) if isinstance(exc, EmailExportError) else f"internal error ({type(exc).__name__})"
+            renders[locale] = LocaleRender(locale=locale, errors=[f"rendering failed: {message}"])
+    return renders, cached
+
+
+@flow(
+    name="export-email",
+    flow_run_name="export-{export_id}",
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),
+    on_failure=[mark_record_failed],
+    on_crashed=[mark_record_failed],
+    on_cancellation=[mark_record_failed],
+)
+def export_email(export_id: int) -> State:
+    """Run the export whose record is `export_id`; the record ends `completed` or `failed`."""
+    logger = get_run_logger()
+    store = open_store()
+    if current_run.id:
+        store.update_export(export_id, flow_run_id=str(current_run.id))
+    try:
+        job = load_export(export_id)
+    except EmailExportError as exc:
+        reasons = exc.messages() if isinstance(exc, ValidationFailed) else [str(exc)]
+        logger.error("Export %s cannot start: %s", export_id, "; ".join(reasons))
+        store.fail_if_in_progress(export_id, *reasons)
+        return Failed(message="; ".join(reasons))
+    locales = list(job.inputs)
+    logger.info("Export %s: rendering %d locale(s) of %r as %s", export_id, len(locales), job.email.name,
+                job.record.export_type)
+    futures = render_locale.map(locale=locales, inp=[job.inputs[loc] for loc in locales])
+    renders, cached = _collect(locales, futures)
+
+    base_errors: list[str] = []
+    outputs: Outputs | None = None
+    try:
+        outputs = write_outputs(job.record, list(renders.values()))
+    except EmailExportError as exc:
+        base_errors.append(f"writing the outputs failed: {exc}")
+    except OSError as exc:
+        base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
+
+    record = record_result(job.record, renders, base_errors, outputs)
+    publish_report(record, renders, cached)
+    failed = [loc for loc, r in record.results.items() if r.status != "completed"]
+    logger.info("Export %s %s: %d of %d locale(s) delivered, %d from cache%s", export_id, record.status,
+                len(locales) - len(failed), len(locales), len(cached),
+                f"; failed: {', '.join(failed)}" if failed else "")
+    if record.status == "failed":
+        return Failed(message=f"export {export_id} failed: " + ", ".join(failed or ["base"]), data=record)
+    return Completed(message=f"export {export_id} completed", data=record)

@@ -1,0 +1,95 @@
+"""Stage 2, render: one locale's input -> its final subject, preheader, HTML and plaintext.
+
+Cached on what determines the output (the locale's sliced content, design system, brand profile,
+dynamic content profile, options, locale, and the rendering code itself), never on the export id,
+so an unchanged locale is not rendered twice, across exports too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from emailexport.locales import direction_of
+from emailexport.render import LocaleRenderInput, render_document
+from emailexport.render.result import LocaleRender
+from emailexport.settings import get_settings
+from emailexport.transforms import LinkTracking, TransformOptions, html_to_plaintext, transform_html
+from emailexport.transforms.markers import restore_markers
+from tasks.retry import retry_unless_terminal
+
+__all__ = ["code_fingerprint", "render_cache_key", "render_locale"]
+
+_CODE_DIRS = ("render", "transforms", "dialects")
+
+
+@cache
+def code_fingerprint() -> str:
+    """A hash of the rendering code, so a new version of it never serves an old cached render."""
+    root = Path(__file__).resolve().parents[1] / "emailexport"
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for directory in _CODE_DIRS:
+        for path in sorted((root / directory).rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def render_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    """Cache key: the render input's JSON and the code fingerprint (None: caching is off)."""
+    if not get_settings().render_cache:
+        return None
+    inp: LocaleRenderInput = parameters["inp"]
+    body = inp.model_dump_json().encode()
+    return f"render-{inp.locale}-{hashlib.sha256(body).hexdigest()[:32]}-{code_fingerprint()}"
+
+
+def _link_tracking(inp: LocaleRenderInput, skip: set[str], per_url: dict[str, dict[str, str]]) -> LinkTracking | None:
+    if inp.link_tracking is None and not per_url:
+        return None
+    parameters = dict(inp.link_tracking.parameters) if inp.link_tracking else {}
+    return LinkTracking(parameters=parameters, skip_urls=frozenset(skip), per_url_parameters=per_url)
+
+
+@task(
+    name="render-locale",
+    task_run_name="render-{locale}",
+    cache_key_fn=render_cache_key,
+    cache_expiration=timedelta(days=30),
+    persist_result=True,
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_unless_terminal,
+)
+def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
+    """Render and transform one locale; problems come back in `errors`, not as exceptions."""
+    doc = render_document(inp)
+    result = LocaleRender(
+        locale=locale,
+        subject=restore_markers(doc.subject, doc.tokens),
+        preheader=restore_markers(doc.preheader, doc.tokens),
+        warnings=list(doc.warnings),
+        errors=list(doc.errors),
+        conditional_ids=sorted(doc.conditional_ids),
+        personalization_tag_ids=sorted(doc.tag_ids),
+        image_ids=sorted(doc.image_ids),
+    )
+    if doc.errors:
+        return result
+    options = TransformOptions(
+        lang=locale,
+        direction=direction_of(locale),
+        minify=inp.minify_html,
+        link_tracking=_link_tracking(inp, doc.skip_urls, doc.url_parameters),
+    )
+    transformed = transform_html(doc.html, doc.tokens, options)
+    return result.model_copy(update={
+        "html": transformed.html,
+        "plaintext": html_to_plaintext(doc.plaintext_html, doc.tokens),
+        "warnings": [*result.warnings, *transformed.warnings],
+    })
+

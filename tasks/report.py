@@ -1,0 +1,83 @@
+"""Artifacts in the Prefect UI: a markdown summary of the export and a table per locale."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from emailexport.models import ExportRecord
+from emailexport.render.result import LocaleRender
+
+__all__ = ["locale_rows", "publish_report", "summary_markdown"]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], cached: Collection[str]) -> str:
+    """A markdown summary: status, outputs, then one line per locale."""
+    lines = [
+        f"# Export {record.id}: {_cell(record.email.name)}",
+        "",
+        f"- **Status:** {record.status}",
+        f"- **Type:** {record.export_type}, image mode {record.options.image_mode}"
+        f"{', minified' if record.options.minify_html else ''}",
+        f"- **Dynamic content profile:** {record.dynamic_content_profile_id or 'none (default values)'}",
+    ]
+    for label, url in (("Download zip", record.download_zip_url), ("Download JSON", record.download_json_url)):
+        if url:
+            lines.append(f"- **{label}:** {url}")
+    if record.export_errors.get("base"):
+        lines += ["", "## Export errors", *[f"- {_cell(e)}" for e in record.export_errors["base"] or []]]
+    lines += ["", "| locale | status | size | from cache | subject | warnings | errors |",
+              "|---|---|---|---|---|---|---|"]
+    for locale in record.options.locales:
+        outcome = record.results.get(locale)
+        render = renders.get(locale)
+        size = f"{outcome.size_bytes:,} B" if outcome and outcome.size_bytes else "-"
+        lines.append(
+            f"| {locale} | {outcome.status if outcome else 'failed'} | {size} | {'yes' if locale in cached else 'no'} "
+            f"| {_cell(render.subject) if render else ''} | {len(render.warnings) if render else 0} "
+            f"| {_cell('; '.join(render.errors)) if render and render.errors else ''} |"
+        )
+    meta = record.metadata
+    lines += ["", "## Used", f"- conditionals: {meta.conditional_ids or 'none'}",
+              f"- personalization tags: {meta.personalization_tag_ids or 'none'}",
+              f"- images: {meta.image_ids or 'none'}"]
+    return "\n".join(lines)
+
+
+def locale_rows(locale: str, render: LocaleRender, cached: bool) -> list[dict[str, str]]:
+    """The table artifact of one locale: one row per fact, warning and error."""
+    rows = [
+        {"item": "subject", "value": render.subject},
+        {"item": "preheader", "value": render.preheader},
+        {"item": "html size", "value": f"{render.size_bytes} bytes"},
+        {"item": "from cache", "value": "yes" if cached else "no"},
+        {"item": "conditionals", "value": ", ".join(map(str, render.conditional_ids))},
+        {"item": "personalization tags", "value": ", ".join(map(str, render.personalization_tag_ids))},
+        {"item": "images", "value": ", ".join(render.image_ids)},
+    ]
+    rows += [{"item": "warning", "value": w} for w in render.warnings]
+    rows += [{"item": "error", "value": e} for e in render.errors]
+    return rows
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(record: ExportRecord, renders: dict[str, LocaleRender], cached: list[str]) -> None:
+    """Create the summary and per-locale artifacts of an export."""
+    create_markdown_artifact(
+        key=f"export-{record.id}-summary",
+        markdown=summary_markdown(record, renders, cached),
+        description=f"Export {record.id} of {record.email.name}",
+    )
+    for locale, render in renders.items():
+        create_table_artifact(
+            key=f"export-{record.id}-{locale.lower()}",
+            table=locale_rows(locale, render, locale in cached),
+            description=f"Export {record.id}, {locale}",
+        )
