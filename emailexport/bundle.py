@@ -21,7 +21,7 @@ from emailexport.errors import ValidationFailed
 from emailexport.models import NULL_BRANCH, Email, Instance
 from emailexport.render.sandbox import compile_template
 from emailexport.render.tokens import TAG_RE
-from emailexport.store import DOCUMENT_KINDS, Store
+from emailexport.store import DOCUMENT_KINDS, Store, document_id
 
 __all__ = ["ImportSummary", "check_bundle", "import_bundle", "load_bundle", "read_bundle_file"]
 
@@ -81,7 +81,7 @@ def check_bundle(bundle: WorkspaceBundle) -> dict[str, list[str]]:
 def _duplicates(section: str, items: list[BaseModel]) -> Iterator[tuple[str, str]]:
     seen: set[Any] = set()
     for i, item in enumerate(items):
-        key = item.id
+        key = document_id(item)
         if key in seen:
             yield f"{section}[{i}].id", f"id {key} appears more than once"
         seen.add(key)

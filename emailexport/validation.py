@@ -112,7 +112,8 @@ def _int_or_none(value: Any) -> int | None:
 def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
     """Rules that need the workspace's records; reads raw values defensively so they run even when
     other fields failed type validation."""
-    options = data.get("options") if isinstance(data.get("options"), dict) else {}
+    raw_options = data.get("options")
+    options: dict[str, Any] = raw_options if isinstance(raw_options, dict) else {}
     export_type = data.get("export_type")
     found: dict[str, Any] = {"email": None, "connector": None, "profile": None, "cdn_connector": None}
 

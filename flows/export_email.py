@@ -29,7 +29,9 @@ def mark_record_failed(flow: Any, flow_run: Any, state: State) -> None:
     export_id = (flow_run.parameters or {}).get("export_id")
     if export_id is None:
         return
-    reason = f"export flow run {state.name.lower()}" + (f": {state.message}" if state.message else "")
+    reason = f"export flow run {(state.name or state.type.value).lower()}"
+    if state.message:
+        reason += f": {state.message}"
     open_store().fail_if_in_progress(int(export_id), reason)
 
 
@@ -54,7 +56,7 @@ def _collect(locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender],
 @flow(
     name="export-email",
     flow_run_name="export-{export_id}",
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),  # type: ignore[arg-type]
     on_failure=[mark_record_failed],
     on_crashed=[mark_record_failed],
     on_cancellation=[mark_record_failed],

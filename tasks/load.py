@@ -76,8 +76,8 @@ def build_job(store: Store, record: ExportRecord) -> ExportJob:
     profile = (store.require(ws, DynamicContentProfile, record.dynamic_content_profile_id)
                if record.dynamic_content_profile_id else None)
     connector = store.require(ws, Connector, record.connector_id) if record.connector_id is not None else None
-    all_tags = {t.key: t for t in store.list(ws, PersonalizationTag)}
-    inputs = {}
+    all_tags = {t.key: t for t in store.list_documents(ws, PersonalizationTag)}
+    inputs: dict[str, LocaleRenderInput] = {}
     for locale in record.options.locales:
         content = slice_content(email.content, locale, email.default_locale)
         keys, image_ids, conditional_ids = _referenced(content)

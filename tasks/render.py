@@ -21,6 +21,7 @@ from emailexport.render.result import LocaleRender
 from emailexport.settings import get_settings
 from emailexport.transforms import LinkTracking, TransformOptions, html_to_plaintext, transform_html
 from emailexport.transforms.markers import restore_markers
+from emailexport.transforms.tracking import add_link_tracking
 from tasks.retry import retry_unless_terminal
 
 __all__ = ["code_fingerprint", "render_cache_key", "render_locale"]
@@ -80,16 +81,15 @@ def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
     )
     if doc.errors:
         return result
-    options = TransformOptions(
-        lang=locale,
-        direction=direction_of(locale),
-        minify=inp.minify_html,
-        link_tracking=_link_tracking(inp, doc.skip_urls, doc.url_parameters),
-    )
+    tracking = _link_tracking(inp, doc.skip_urls, doc.url_parameters)
+    options = TransformOptions(lang=locale, direction=direction_of(locale), minify=inp.minify_html,
+                               link_tracking=tracking)
     transformed = transform_html(doc.html, doc.tokens, options)
+    # The plaintext version's links are tracked the same way as the HTML's.
+    text_html = add_link_tracking(doc.plaintext_html, tracking) if tracking else doc.plaintext_html
     return result.model_copy(update={
         "html": transformed.html,
-        "plaintext": html_to_plaintext(doc.plaintext_html, doc.tokens),
+        "plaintext": html_to_plaintext(text_html, doc.tokens),
         "warnings": [*result.warnings, *transformed.warnings],
     })
 

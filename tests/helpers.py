@@ -18,6 +18,8 @@ def create_export(store: Store, workspace_id: int, email_id: int, locales: list[
                                dynamic_content_profile_id=profile)
 
 
-def render_inputs(store: Store, workspace_id: int, email_id: int, locales: list[str], **kwargs) -> dict[str, LocaleRenderInput]:
+def render_inputs(
+    store: Store, workspace_id: int, email_id: int, locales: list[str], **kwargs
+) -> dict[str, LocaleRenderInput]:
     record = create_export(store, workspace_id, email_id, locales, **kwargs)
     return build_job(store, record).inputs

@@ -69,9 +69,29 @@ def test_html_export_writes_every_locale_and_completes_the_record(mini):
     assert first == {"x": ["1"], "utm_content": ["hero"], "utm_source": ["mini"], "utm_medium": ["email"]}
     text = archive.read("de-DE/index.txt").decode()
     assert "Willkommen, {{ ${first_name} | default: 'there' }}!" in text
+    assert "(https://example.com/more?utm_source=mini&utm_medium=email)" in text
+    assert "(https://example.com/view)" in text
 
     states = _task_states(record.flow_run_id)
     assert {"render-en-US", "render-de-DE", "render-ar-SA"} <= set(states)
+    artifacts = _artifacts(record.flow_run_id)
+    assert set(artifacts) == {f"export-{record.id}-summary", f"export-{record.id}-en-us",
+                              f"export-{record.id}-de-de", f"export-{record.id}-ar-sa"}
+    summary = artifacts[f"export-{record.id}-summary"]
+    assert summary.type == "markdown" and "| ar-SA | completed |" in summary.data
+    table = artifacts[f"export-{record.id}-de-de"]
+    assert table.type == "table" and {"item": "warning",
+                                      "value": "untranslated: instances[0] (paragraph).link uses the en-US value"} in (
+        json.loads(table.data) if isinstance(table.data, str) else table.data)
+
+
+def _artifacts(flow_run_id: str) -> dict:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a for a in found}
 
 
 def test_json_export_holds_subject_preheader_html_and_plaintext_per_locale(mini):
@@ -88,7 +108,7 @@ def test_json_export_holds_subject_preheader_html_and_plaintext_per_locale(mini)
 
 def test_unchanged_locales_come_from_the_cache_and_a_change_rerenders_one_locale(mini, mini_data):
     locales = ["en-US", "de-DE", "ar-SA"]
-    first, _ = _run(mini, locales, profile="p-sendgrid")
+    _run(mini, locales, profile="p-sendgrid")
     second, _ = _run(mini, locales, profile="p-sendgrid")
     assert second.status == "completed"
     assert _task_states(second.flow_run_id) == {
@@ -152,8 +172,9 @@ def test_a_locale_removed_from_the_email_after_the_request_fails_under_base(mini
 
 
 def test_an_unexpected_crash_never_leaves_the_record_in_progress(mini, monkeypatch):
-    import flows.export_email as module
     from prefect import task
+
+    import flows.export_email as module
 
     @task(name="record-result")
     def broken(*args, **kwargs):

@@ -44,7 +44,7 @@ def test_personalization_tags_take_the_profile_syntax(mini):
 
 
 def test_without_a_profile_tags_use_their_default_syntax_and_conditionals_theirs(mini):
-    doc, html = _render(mini, "en-US")
+    _, html = _render(mini, "en-US")
     assert "Welcome, {{ first_name | default: 'there' }}!" in html
     assert "{% if tier == 'gold' %}" in html
 

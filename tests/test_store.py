@@ -16,7 +16,7 @@ def test_documents_round_trip_and_are_scoped_to_their_workspace(mini):
     email = mini.get(3, Email, 1)
     assert email is not None and email.name == "Mini News"
     assert mini.get(4, Email, 1) is None
-    assert [e.id for e in mini.list(3, Email)] == [1]
+    assert [e.id for e in mini.list_documents(3, Email)] == [1]
     assert mini.get(3, Image, "nope") is None
 
 

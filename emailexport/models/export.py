@@ -96,6 +96,10 @@ class EmailRef(BaseModel):
     name: str
 
 
+def _base_only() -> dict[str, list[str] | None]:
+    return {"base": None}
+
+
 class ExportRecord(BaseModel):
     """The export record: what POST returns and GET shows."""
 
@@ -112,8 +116,8 @@ class ExportRecord(BaseModel):
     integration_name: str | None = None
     metadata: ExportMetadata = ExportMetadata()
     # {"base": [..] | None, "<locale>": [..]}
-    export_errors: dict[str, list[str] | None] = Field(default_factory=lambda: {"base": None})
-    warnings: dict[str, list[str] | None] = Field(default_factory=lambda: {"base": None})
+    export_errors: dict[str, list[str] | None] = Field(default_factory=lambda: _base_only())
+    warnings: dict[str, list[str] | None] = Field(default_factory=lambda: _base_only())
     created_at: Timestamp
     updated_at: Timestamp
     download_zip_url: str | None = None

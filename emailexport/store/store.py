@@ -39,7 +39,7 @@ from emailexport.models import (
 )
 from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, OrganizationRow, WorkspaceRow
 
-__all__ = ["DOCUMENT_KINDS", "Store", "hash_token"]
+__all__ = ["DOCUMENT_KINDS", "Store", "document_id", "hash_token"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,6 +58,11 @@ DOCUMENT_KINDS: dict[str, type[BaseModel]] = {
 }
 _KIND_OF = {model: kind for kind, model in DOCUMENT_KINDS.items()}
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def document_id(doc: BaseModel) -> str:
+    """The `id` of a workspace document, as the string key it is stored under."""
+    return str(doc.model_dump(include={"id"})["id"])
 
 
 def hash_token(token: str) -> str:
@@ -127,7 +132,7 @@ class Store:
         now = datetime.now(UTC)
         with self.session() as s:
             for doc in documents:
-                key = str(doc.id)
+                key = document_id(doc)
                 s.merge(
                     DocumentRow(
                         workspace_id=workspace_id,
@@ -152,12 +157,12 @@ class Store:
             raise NotFoundError(f"{kind} {key} not found in workspace {workspace_id}")
         return found
 
-    def list(self, workspace_id: int, model: type[M]) -> list[M]:
+    def list_documents(self, workspace_id: int, model: type[M]) -> list[M]:
         with self.session() as s:
             rows = s.scalars(
                 select(DocumentRow).where(DocumentRow.workspace_id == workspace_id, DocumentRow.kind == _KIND_OF[model])
             )
-            return sorted((model.model_validate(r.document) for r in rows), key=lambda d: str(d.id))
+            return sorted((model.model_validate(r.document) for r in rows), key=document_id)
 
     # -- API tokens -----------------------------------------------------------------------
 
