@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -59,7 +60,29 @@ def tokens(draw: st.DrawFn) -> str:
         f'{{{{var:firstname:"{fallback}"}}}}',  # mailjet
         "{% if var:x:false %}",
     ]
-    return draw(st.sampled_from(forms))
+    # and what the project's own dialects produce for every preset, tags and conditional tags alike
+    return draw(st.sampled_from(forms) | st.sampled_from(DIALECT_TOKENS))
+
+
+def _dialect_tokens() -> list[str]:
+    from emailexport.dialects import PRESETS, DialectError, conditional_syntax, tag_syntax
+    from emailexport.models import Branch
+
+    def equals(value: str) -> Branch:
+        return Branch.model_validate({"key": value, "rule": {"field": "tier", "operator": "equals", "value": value}})
+
+    branches = [equals("gold"), equals("silver"), Branch(key="other")]
+    found: list[str] = []
+    for preset in PRESETS:
+        for fallback in ("there", "l'ami", ""):
+            with contextlib.suppress(DialectError):
+                found.append(tag_syntax(preset, "first_name", fallback))
+        syntax = conditional_syntax(preset, branches)
+        found += [*syntax.branch_values.values(), syntax.closing]
+    return found
+
+
+DIALECT_TOKENS = _dialect_tokens()
 
 
 OUTLOOK = st.sampled_from(
