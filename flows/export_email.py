@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
 from prefect.runtime import flow_run as current_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -16,12 +18,12 @@ from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
 from emailexport.settings import get_settings
 from tasks.load import load_export
-from tasks.package import Outputs, write_outputs
+from tasks.package import Outputs, slug, write_outputs
 from tasks.record import record_result
 from tasks.render import render_locale
 from tasks.report import publish_report
 
-__all__ = ["export_email", "mark_record_failed"]
+__all__ = ["export_email", "mark_record_failed", "run_name"]
 
 
 def mark_record_failed(flow: Any, flow_run: Any, state: State) -> None:
@@ -35,12 +37,27 @@ def mark_record_failed(flow: Any, flow_run: Any, state: State) -> None:
     open_store().fail_if_in_progress(int(export_id), reason)
 
 
-def _collect(locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender], list[str]]:
-    """Wait for every locale; a task that raised becomes that locale's error, the others are kept."""
+def run_name() -> str:
+    """`export-{id}-{email name}`: the record's email, so a run is recognisable in the UI."""
+    export_id = current_run.parameters["export_id"]
+    record = open_store().export(int(export_id))
+    if record is None:
+        return f"export-{export_id}"
+    return f"export-{export_id}-{slug(record.email.name)}"
+
+
+def _collect(export_id: int, locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender], list[str]]:
+    """Wait for every locale, updating a progress artifact as they finish; a task that raised
+    becomes that locale's error, the others are kept."""
     renders: dict[str, LocaleRender] = {}
     cached: list[str] = []
-    for locale, future in zip(locales, futures, strict=True):
-        future.wait()
+    by_future = {id(f): loc for loc, f in zip(locales, futures, strict=True)}
+    progress = create_progress_artifact(progress=0.0, key=f"export-{export_id}-progress",
+                                        description=f"Export {export_id}: locales rendered")
+    for done, future in enumerate(as_completed(list(futures)), start=1):
+        locale = by_future[id(future)]
+        update_progress_artifact(progress, progress=100.0 * done / len(locales))
+        future.wait()  # as_completed can yield before the final state is readable
         state = future.state
         if state.is_completed():
             renders[locale] = future.result()
@@ -55,7 +72,7 @@ def _collect(locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender],
 
 @flow(
     name="export-email",
-    flow_run_name="export-{export_id}",
+    flow_run_name=run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),  # type: ignore[arg-type]
     on_failure=[mark_record_failed],
     on_crashed=[mark_record_failed],
@@ -78,7 +95,7 @@ def export_email(export_id: int) -> State:
     logger.info("Export %s: rendering %d locale(s) of %r as %s", export_id, len(locales), job.email.name,
                 job.record.export_type)
     futures = render_locale.map(locale=locales, inp=[job.inputs[loc] for loc in locales])
-    renders, cached = _collect(locales, futures)
+    renders, cached = _collect(export_id, locales, futures)
 
     base_errors: list[str] = []
     outputs: Outputs | None = None

@@ -20,7 +20,7 @@ from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_storage
 from tasks.retry import retry_unless_terminal
 
-__all__ = ["Outputs", "build_html_zip", "build_json_document", "output_keys", "write_outputs"]
+__all__ = ["Outputs", "build_html_zip", "build_json_document", "output_keys", "slug", "write_outputs"]
 
 # A fixed timestamp inside the zip keeps archives of identical content byte-identical.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -32,13 +32,14 @@ class Outputs(BaseModel):
     files: dict[str, int] = {}  # stored path -> size in bytes
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """`Spring Sale 2026` -> `spring-sale-2026` (for file and run names)."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "email"
 
 
 def output_keys(record: ExportRecord) -> dict[str, str]:
     """Storage keys of the export's files: `exports/<id>/<email-slug>-<id>.zip|.json`."""
-    stem = f"exports/{record.id}/{_slug(record.email.name)}-{record.id}"
+    stem = f"exports/{record.id}/{slug(record.email.name)}-{record.id}"
     return {"zip": f"{stem}.zip", "json": f"{stem}.json"}
 
 

@@ -75,14 +75,23 @@ def test_html_export_writes_every_locale_and_completes_the_record(mini):
     states = _task_states(record.flow_run_id)
     assert {"render-en-US", "render-de-DE", "render-ar-SA"} <= set(states)
     artifacts = _artifacts(record.flow_run_id)
-    assert set(artifacts) == {f"export-{record.id}-summary", f"export-{record.id}-en-us",
-                              f"export-{record.id}-de-de", f"export-{record.id}-ar-sa"}
+    assert set(artifacts) == {f"export-{record.id}-{suffix}"
+                              for suffix in ("summary", "progress", "en-us", "de-de", "ar-sa")}
+    assert artifacts[f"export-{record.id}-progress"].data == 100.0
+    assert _flow_run_name(record.flow_run_id) == f"export-{record.id}-mini-news"
     summary = artifacts[f"export-{record.id}-summary"]
     assert summary.type == "markdown" and "| ar-SA | completed |" in summary.data
     table = artifacts[f"export-{record.id}-de-de"]
     assert table.type == "table" and {"item": "warning",
                                       "value": "untranslated: instances[0] (paragraph).link uses the en-US value"} in (
         json.loads(table.data) if isinstance(table.data, str) else table.data)
+
+
+def _flow_run_name(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).name
 
 
 def _artifacts(flow_run_id: str) -> dict:
