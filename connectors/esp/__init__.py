@@ -1,0 +1,1 @@
+"""One module per ESP; `connectors.registry` maps type names to them."""

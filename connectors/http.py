@@ -1,0 +1,208 @@
+"""The one HTTP boundary every ESP connector talks through (httpx).
+
+It turns every network and HTTP failure into a typed connector error (transient or terminal),
+honours the vendor's rate-limit signals (Retry-After, or the reset header a vendor documents)
+by waiting, retries what is safe to retry with exponential backoff and jitter, bounds the number
+of requests in flight, and never lets a credential into a message or a log line.
+
+A create (a POST that makes a resource) is never blindly retried: if its answer is lost (a
+timeout after the request was sent, a dropped connection, a 5xx), it raises
+`AmbiguousCreateError` and the connector decides (look the resource up by name first).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.errors import (
+    AmbiguousCreateError,
+    AuthenticationError,
+    RateLimitedError,
+    ResourceNotFoundError,
+    ServerError,
+    TerminalConnectorError,
+    TimeoutConnectorError,
+    TransientConnectorError,
+    VendorValidationError,
+    redact,
+)
+
+__all__ = ["VendorHttp", "retry_after_seconds"]
+
+logger = logging.getLogger("emailexport.connectors")
+
+_IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (now if now is not None else time.time()))
+
+
+def _vendor_message(response: httpx.Response) -> str:
+    """The vendor's own error text from common body shapes, else the start of the body."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.text[:300].strip()
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "error", "detail", "errors", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value:
+                first = value[0]
+                if isinstance(first, dict):
+                    return str(first.get("detail") or first.get("message") or first.get("title") or first)
+                return str(first)
+            if isinstance(value, dict) and value:
+                return str(value.get("message") or value)
+    return str(body)[:300]
+
+
+class VendorHttp:
+    """An httpx client for one vendor: typed errors, rate limits, bounded concurrency."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[str] = (),
+        timeout: float = 30.0,
+        max_in_flight: int = 4,
+        max_attempts: int = 3,
+        max_rate_limit_waits: int = 3,
+        max_wait_seconds: float = 120.0,
+        rate_limit_reset: Callable[[httpx.Response], float | None] | None = None,
+        error_message: Callable[[httpx.Response], str] = _vendor_message,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self._secrets = [s for s in secrets if s]
+        self._client = httpx.Client(base_url=base_url, headers=dict(headers or {}), timeout=timeout,
+                                    transport=transport, follow_redirects=False)
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._max_attempts = max_attempts
+        self._max_rate_limit_waits = max_rate_limit_waits
+        self._max_wait = max_wait_seconds
+        self._rate_limit_reset = rate_limit_reset
+        self._error_message = error_message
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def set_header(self, name: str, value: str, *, secret: bool = False) -> None:
+        """Set a default header (e.g. a refreshed bearer token); secret values are redacted."""
+        self._client.headers[name] = value
+        if secret:
+            self._secrets.append(value)
+            self._secrets.append(value.split(" ", 1)[-1])
+
+    def _fail(self, text: str) -> str:
+        return redact(f"{self.vendor}: {text}", self._secrets)
+
+    def _backoff(self, attempt: int) -> float:
+        # Exponential with full jitter, so many workers hitting one vendor do not retry in step.
+        return min(10.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        creates: bool = False,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """Send one logical request; return a 2xx response or raise a typed `ConnectorError`."""
+        method = method.upper()
+        safe_to_repeat = method in _IDEMPOTENT and not creates
+        waits = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._slots:
+                    response = self._client.request(method, path, json=json, params=params, headers=headers,
+                                                    content=content)
+            except httpx.TimeoutException as exc:
+                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                error: TransientConnectorError = (
+                    AmbiguousCreateError(self._fail(f"{method} {path}: no answer in time; the create may have "
+                                                    "happened"))
+                    if creates and sent else TimeoutConnectorError(self._fail(f"{method} {path}: timed out"))
+                )
+                if (safe_to_repeat or not sent) and attempt < self._max_attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                raise error from None
+            except httpx.TransportError as exc:
+                connect_failed = isinstance(exc, httpx.ConnectError)
+                if (safe_to_repeat or connect_failed) and attempt < self._max_attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                if creates and not connect_failed:
+                    raise AmbiguousCreateError(self._fail(f"{method} {path}: connection lost after sending; the "
+                                                          "create may have happened")) from None
+                raise TransientConnectorError(self._fail(f"{method} {path}: {type(exc).__name__}")) from None
+            logger.debug("%s %s %s -> %s", self.vendor, method, path, response.status_code)
+            if response.status_code < 400:
+                return response
+            if response.status_code == 429:
+                wait = retry_after_seconds(response)
+                if wait is None and self._rate_limit_reset is not None:
+                    wait = self._rate_limit_reset(response)
+                wait = min(self._max_wait, wait if wait is not None else self._backoff(waits + 1))
+                if waits < self._max_rate_limit_waits:
+                    waits += 1
+                    logger.info("%s rate limit reached; waiting %.1f s as the vendor asked", self.vendor, wait)
+                    self._sleep(wait)
+                    attempt -= 1  # waiting out a rate limit is not a failed attempt
+                    continue
+                raise RateLimitedError(self._fail(f"{method} {path}: HTTP 429: {self._error_message(response)}"),
+                                       retry_after=wait)
+            if response.status_code >= 500:
+                if safe_to_repeat and attempt < self._max_attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                message = self._fail(f"{method} {path}: HTTP {response.status_code}: {self._error_message(response)}")
+                if creates:
+                    raise AmbiguousCreateError(message, status_code=response.status_code)
+                raise ServerError(message, status_code=response.status_code)
+            raise self._terminal(method, path, response)
+
+    def _terminal(self, method: str, path: str, response: httpx.Response) -> TerminalConnectorError:
+        status = response.status_code
+        message = self._fail(f"{method} {path}: HTTP {status}: {self._error_message(response)}")
+        if status in (401, 403):
+            return AuthenticationError(message, status_code=status)
+        if status in (404, 410):
+            return ResourceNotFoundError(message, status_code=status)
+        if status in (400, 409, 413, 415, 422):
+            return VendorValidationError(message, status_code=status)
+        return TerminalConnectorError(message, status_code=status)
