@@ -134,14 +134,19 @@ class VendorHttp:
         path: str,
         *,
         creates: bool = False,
+        idempotent: bool | None = None,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
-        """Send one logical request; return a 2xx response or raise a typed `ConnectorError`."""
+        """Send one logical request; return a 2xx response or raise a typed `ConnectorError`.
+
+        `idempotent=True` marks a PATCH or POST that is safe to repeat (it sets a value, e.g.
+        activating a version); by default only GET/HEAD/PUT/DELETE/OPTIONS are repeated.
+        """
         method = method.upper()
-        safe_to_repeat = method in _IDEMPOTENT and not creates
+        safe_to_repeat = (method in _IDEMPOTENT if idempotent is None else idempotent) and not creates
         waits = 0
         attempt = 0
         while True:

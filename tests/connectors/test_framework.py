@@ -117,3 +117,12 @@ def test_the_spec_validator_rejects_what_the_vendor_would():
     assert "no credentials" in problems and "'subject' is a required property" in problems
     assert "'subjekt' was unexpected" in problems and "1 is not of type 'string'" in problems
     assert "no such operation" in spec.problems(RecordedRequest("POST", "/v3/nowhere", {}, headers, b"{}"))[0]
+
+
+def test_a_patch_marked_idempotent_is_repeated_after_a_server_error(echo):
+    echo.route("PATCH", "/thing", lambda r: Reply(200, {"ok": True}))
+    echo.inject(method="PATCH", reply=Reply(500, {"message": "blip"}))
+    assert _client(echo, sleep=lambda s: None).request("PATCH", "/thing", idempotent=True, json={}).status_code == 200
+    echo.inject(method="PATCH", reply=Reply(500, {"message": "blip"}))
+    with pytest.raises(ServerError):
+        _client(echo, sleep=lambda s: None).request("PATCH", "/thing", json={})

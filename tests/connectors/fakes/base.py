@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.connectors.spec import RecordedRequest, Spec
 
-__all__ = ["FakeVendor", "Fault", "Reply"]
+__all__ = ["FakeVendor", "Fault", "Handler", "Reply", "json_body"]
 
 
 @dataclass
@@ -112,7 +112,8 @@ class FakeVendor:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits up to one interval, at every test's teardown.
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,162 @@
+"""Mailchimp Marketing API: user templates in a template folder (docs/connectors/mailchimp.md).
+
+Endpoints (https://mailchimp.com/developer/marketing/api/templates/): `POST /templates`,
+`PATCH /templates/{template_id}`, `GET /templates`, on https://<dc>.api.mailchimp.com/3.0 where
+<dc> is the data-centre suffix of the API key (`...-us21`), with HTTP Basic auth (any user name,
+the key as password). Errors are application/problem+json documents.
+
+A Mailchimp template is a name, HTML and a folder: it has no subject, preheader or plaintext
+(those belong to a campaign), so they are not sent and the result says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.base import EspConnector, PushItem, PushResult
+from connectors.errors import TerminalConnectorError, VendorValidationError
+from connectors.http import VendorHttp
+from emailexport.models import Connector
+
+__all__ = ["MailchimpConnector", "MailchimpCredentials", "MailchimpSettings", "data_center"]
+
+LIST_PAGE_SIZE = 1000  # the maximum `count` Mailchimp accepts
+LOOKUP_SKEW = timedelta(minutes=10)  # clock skew between us and Mailchimp when narrowing a lookup
+MAX_CONNECTIONS = 10  # Mailchimp's documented limit of simultaneous connections per account
+
+
+class MailchimpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_base_url: str | None = Field(None, description="default https://<dc>.api.mailchimp.com/3.0 from the key")
+    rate_limit_wait_seconds: float = Field(1.0, ge=0, le=120,
+                                           description="wait after a 429 (Mailchimp sends no reset header)")
+
+
+class MailchimpCredentials(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    api_key: SecretStr = Field(min_length=1)
+
+
+def data_center(api_key: str) -> str | None:
+    """The data centre an API key belongs to ("...-us21" -> "us21"), or None."""
+    match = re.search(r"-([a-z]{2,}\d+)$", api_key)
+    return match[1] if match else None
+
+
+def mailchimp_error_message(response: httpx.Response) -> str:
+    """A problem+json document (title, detail, field errors) as one line."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.text[:300].strip()
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    message = ": ".join(str(body[k]) for k in ("title", "detail") if body.get(k)) or response.reason_phrase
+    fields = [f"{e.get('field') or '(body)'}: {e.get('message')}" for e in body.get("errors") or []
+              if isinstance(e, dict)]
+    return f"{message} ({'; '.join(fields[:5])})" if fields else message
+
+
+class MailchimpConnector(EspConnector):
+    type_name = "mailchimp"
+    integration_name = "Mailchimp"
+    preset = "mailchimp"
+    settings_model = MailchimpSettings
+    credentials_model = MailchimpCredentials
+    supports_lookup_by_name = True
+
+    settings: MailchimpSettings
+    credentials: MailchimpCredentials
+
+    def __init__(self, connector: Connector, credentials: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(connector, credentials, **kwargs)
+        key = self.credentials.api_key.get_secret_value()
+        dc = data_center(key)
+        if dc is None:
+            raise TerminalConnectorError(
+                f"Mailchimp connector {connector.id}: credentials: api_key has no data-centre suffix; Mailchimp "
+                "keys end in '-<dc>' (e.g. '-us21'), as shown on the account's API keys page")
+        self.dc = dc
+        self.page_size = LIST_PAGE_SIZE
+        self._create_started: datetime | None = None
+        self._sleep = self.sleep or time.sleep
+        basic = "Basic " + base64.b64encode(f"emailexport:{key}".encode()).decode()
+        wait = self.settings.rate_limit_wait_seconds
+        self.http = VendorHttp(
+            self.integration_name, (self.settings.api_base_url or f"https://{dc}.api.mailchimp.com/3.0").rstrip("/"),
+            headers={"Authorization": basic, "Accept": "application/json"}, secrets=[key, basic],
+            max_in_flight=MAX_CONNECTIONS, rate_limit_reset=lambda response: wait,
+            error_message=mailchimp_error_message, transport=self.transport, timeout=self.timeout, sleep=self._sleep,
+        )
+
+    def create(self, item: PushItem) -> PushResult:
+        """PushItem -> a new user template (in the folder, if one is given); its id and app link."""
+        self._create_started = datetime.now(UTC)
+        response = self._http.request("POST", "/templates", json=self._template_fields(item), creates=True)
+        template_id = response.json().get("id")
+        if template_id is None:
+            raise VendorValidationError(f"Mailchimp: POST /templates answered without an id: {response.text[:200]}")
+        return self._result(str(template_id), item)
+
+    def update(self, resource_id: str, item: PushItem) -> PushResult:
+        """Replace the template's name, HTML and folder; a 404 (deleted) is `ResourceNotFoundError`."""
+        # A PATCH that sets the same fields again is safe to repeat on a 5xx.
+        self._http.request("PATCH", f"/templates/{resource_id}", json=self._template_fields(item), idempotent=True)
+        return self._result(resource_id, item)
+
+    def find_by_name(self, name: str) -> str | None:
+        """The newest user template called `name`, paging with count/offset (Mailchimp has no name filter)."""
+        params: dict[str, Any] = {"type": "user", "count": self.page_size,
+                                  "fields": "templates.id,templates.name,templates.date_created,total_items"}
+        if self._create_started is not None:
+            params["since_date_created"] = (self._create_started - LOOKUP_SKEW).isoformat(timespec="seconds")
+        matches: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self._http.request("GET", "/templates", params={**params, "offset": offset}).json()
+            page = body.get("templates") or []
+            matches += [t for t in page if t.get("name") == name]
+            offset += len(page)
+            if not page or offset >= int(body.get("total_items") or 0):
+                break
+        if not matches:
+            return None
+        return str(max(matches, key=lambda t: str(t.get("date_created") or ""))["id"])
+
+    def resource_url(self, resource_id: str) -> str | None:
+        """The template's editor in the Mailchimp app of the key's data centre."""
+        return f"https://{self.dc}.admin.mailchimp.com/templates/edit?id={resource_id}"
+
+    @property
+    def _http(self) -> VendorHttp:
+        assert self.http is not None
+        return self.http
+
+    @staticmethod
+    def _template_fields(item: PushItem) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": item.name, "html": item.html}
+        if item.folder_id:
+            body["folder_id"] = str(item.folder_id)
+        return body
+
+    def _result(self, template_id: str, item: PushItem) -> PushResult:
+        result = PushResult(template_id, self.resource_url(template_id))
+        dropped = [label for label, value in (("subject", item.subject), ("preheader", item.preheader),
+                                              ("plaintext", item.plaintext)) if value]
+        if dropped:
+            result = result.warn(f"Mailchimp templates hold no {', '.join(dropped)}: set them on the campaign that "
+                                 "uses this template")
+        if item.campaign_id:
+            result = result.warn(f"Mailchimp templates belong to no campaign; campaign_id {item.campaign_id!r} was "
+                                 "not applied")
+        return result

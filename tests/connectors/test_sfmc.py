@@ -1,0 +1,162 @@
+"""Salesforce Marketing Cloud: the shared contract against a loopback SFMC, plus OAuth and assets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from connectors.errors import AuthenticationError, TerminalConnectorError, VendorValidationError
+from connectors.esp.sfmc import SalesforceMarketingCloudConnector
+from emailexport.models import Connector
+from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
+from tests.connectors.fakes.base import json_body
+from tests.connectors.fakes.sfmc import FakeSfmc
+
+CLIENT_ID = "4x9q0client0id0example"
+TOKEN = ("POST", "^/v2/token$")
+ASSETS = "^/asset/v1/content/assets"
+
+
+@pytest.fixture
+def fake():
+    with FakeSfmc(CLIENT_ID, SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def make_connector(fake):
+    def make(sleep: Any = None, **overrides: Any) -> SalesforceMarketingCloudConnector:
+        settings = {"auth_base_url": fake.url, "account_id": "514009876", **overrides}
+        record = Connector(id=9, type="salesforce_marketing_cloud", name="SFMC", settings=settings)
+        return SalesforceMarketingCloudConnector(record, {"client_id": CLIENT_ID, "client_secret": SECRET},
+                                                 timeout=CLIENT_TIMEOUT, sleep=sleep)
+
+    return make
+
+
+class TestSalesforceMarketingCloud(ConnectorContract):
+    connector_class = SalesforceMarketingCloudConnector
+    # At worst: token, REST call (401), one token refresh, the one repeat of the REST call.
+    max_requests_on_auth_failure = 4
+
+
+def test_an_asset_is_an_html_email_with_every_view_in_the_folder(fake, make_connector):
+    item = replace(ITEM, folder_id="2002", fields={"description": "Spring", "tags": "spring, sale"})
+    result = make_connector().push(item)
+    stored = fake.resources[result.resource_id]
+    assert stored["category"] == 2002 and stored["description"] == "Spring" and stored["tags"] == ["spring", "sale"]
+    assert (stored["subject"], stored["preheader"], stored["text"]) == (ITEM.subject, ITEM.preheader, ITEM.plaintext)
+    assert len(stored["customerKey"]) == 36
+    sent = next(r for r in fake.requests if r.method == "POST" and r.path == "/asset/v1/content/assets")
+    assert json_body(sent)["assetType"] == {"name": "htmlemail", "id": 208}
+    assert json_body(sent)["category"] == {"id": 2002}
+    assert result.resource_url == f"https://mc.exacttarget.com/cloud/#app/Content%20Builder/{result.resource_id}"
+
+
+def test_a_folder_sfmc_does_not_have_is_its_validation_error(fake, make_connector):
+    with pytest.raises(VendorValidationError, match="Category 777 does not exist"):
+        make_connector().push(replace(ITEM, folder_id="777"))
+
+
+def test_the_token_is_fetched_once_and_shared_by_several_pushes(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    connector.push(replace(ITEM, name="Second"))
+    connector.push(ITEM, previous_resource_id=first.resource_id)
+    assert fake.count(*TOKEN) == 1
+    token_request = fake.requests[0]
+    assert token_request.path == "/v2/token" and json_body(token_request)["account_id"] == "514009876"
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in fake.requests[1:])
+
+
+def test_a_token_close_to_expiry_is_refreshed_before_use(fake, make_connector):
+    fake.expires_in = 120
+    connector = make_connector()
+    now = [1000.0]
+    connector.clock = lambda: now[0]
+    connector.push(ITEM)
+    now[0] += 59  # 61 s left: still used
+    connector.push(replace(ITEM, name="Two"))
+    assert fake.count(*TOKEN) == 1
+    now[0] += 2  # 59 s left: inside the 60 s margin
+    connector.push(replace(ITEM, name="Three"))
+    assert fake.count(*TOKEN) == 2
+    assert fake.count("POST", ASSETS + "$") == 3  # no request was refused on the way
+
+
+def test_a_401_refreshes_the_token_once_and_repeats_the_request_once(fake, make_connector):
+    connector = make_connector()
+    connector.push(ITEM)
+    fake.expire_tokens()
+    result = connector.push(replace(ITEM, name="After expiry"))
+    assert result.resource_id in fake.resources
+    assert [(r.method, r.path) for r in fake.requests[2:]] == [
+        ("POST", "/asset/v1/content/assets"), ("POST", "/v2/token"), ("POST", "/asset/v1/content/assets")]
+
+
+def test_a_second_401_fails_without_a_loop(fake, make_connector):
+    connector = make_connector()
+    connector.push(ITEM)
+    fake.inject(method="POST", path=ASSETS + "$", reply=fake.unauthorized(), times=5)
+    with pytest.raises(AuthenticationError, match="Not Authorized") as info:
+        connector.push(replace(ITEM, name="Refused"))
+    assert SECRET not in str(info.value) and CLIENT_ID not in str(info.value)
+    assert fake.count(*TOKEN) == 2 and fake.count("POST", ASSETS + "$") == 3
+
+
+def test_wrong_client_credentials_fail_at_the_token_with_sfmcs_message(fake, make_connector):
+    record = Connector(id=9, type="salesforce_marketing_cloud", name="SFMC", settings={"auth_base_url": fake.url})
+    connector = SalesforceMarketingCloudConnector(record, {"client_id": CLIENT_ID, "client_secret": "wrong-secret"},
+                                                  timeout=CLIENT_TIMEOUT)
+    with pytest.raises(AuthenticationError, match="invalid_client") as info:
+        connector.push(ITEM)
+    assert "wrong-secret" not in str(info.value) and len(fake.requests) == 1
+
+
+def test_an_update_keeps_the_assets_customer_key(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    key = fake.resources[first.resource_id]["customerKey"]
+    connector.push(replace(ITEM, subject="Neu"), previous_resource_id=first.resource_id)
+    assert fake.resources[first.resource_id]["customerKey"] == key
+    assert fake.resources[first.resource_id]["subject"] == "Neu"
+
+
+def test_a_lost_create_is_found_by_its_customer_key_not_by_a_same_named_asset(fake, make_connector):
+    connector = make_connector()
+    elsewhere = connector.push(replace(ITEM, folder_id="2002")).resource_id  # same name, other folder
+    fake.inject(method="POST", path=ASSETS + "$", delay=CLIENT_TIMEOUT + 0.5, delay_after_handling=True)
+    result = connector.push(ITEM)
+    assert result.resource_id != elsewhere and len(fake.resources) == 2
+    assert any("by name" in w for w in result.warnings)
+    query = next(r for r in fake.requests if r.path.endswith("/query"))
+    assert json_body(query)["query"]["leftOperand"]["property"] == "customerKey"
+
+
+def test_sfmcs_429_is_waited_out_from_its_header_or_its_body(fake, make_connector):
+    waits: list[float] = []
+    connector = make_connector(sleep=waits.append)
+    fake.inject(method="POST", path=ASSETS + "$", reply=fake.rate_limited(5))
+    body_only = fake.rate_limited(7)
+    del body_only.headers["Retry-After"]
+    fake.inject(method="POST", path=ASSETS + "$", reply=body_only)
+    assert connector.push(ITEM).resource_id in fake.resources
+    assert waits == [5.0, 7.0]
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({}, "subdomain"),
+    ({"subdomain": "mcx", "region": "eu"}, "region"),
+])
+def test_settings_are_checked(settings, message):
+    record = Connector(id=1, type="salesforce_marketing_cloud", name="S", settings=settings)
+    with pytest.raises(TerminalConnectorError, match=message):
+        SalesforceMarketingCloudConnector(record, {"client_id": CLIENT_ID, "client_secret": SECRET})
+
+
+def test_the_auth_host_is_built_from_the_subdomain():
+    record = Connector(id=1, type="salesforce_marketing_cloud", name="S", settings={"subdomain": "mc563885gzs27c5t9"})
+    connector = SalesforceMarketingCloudConnector(record, {"client_id": CLIENT_ID, "client_secret": SECRET})
+    assert connector.settings.auth_url == "https://mc563885gzs27c5t9.auth.marketingcloudapis.com"
