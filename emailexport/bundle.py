@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from emailexport.bundle_model import WorkspaceBundle
 from emailexport.errors import ValidationFailed
-from emailexport.models import NULL_BRANCH, Email, Instance
+from emailexport.models import NULL_BRANCH, Connector, Email, Instance
 from emailexport.render.sandbox import compile_template
 from emailexport.render.tokens import TAG_RE
 from emailexport.store import DOCUMENT_KINDS, Store, document_id
@@ -99,12 +99,32 @@ def _problems(b: WorkspaceBundle) -> Iterator[tuple[str, str]]:
             except TemplateSyntaxError as exc:
                 yield (f"design_systems[{d}].components[{c}].template",
                        f"template syntax error in '{component.name}' line {exc.lineno}: {exc.message}")
+    for c, connector in enumerate(b.connectors):
+        yield from _connector_problems(f"connectors[{c}]", connector)
     systems = {s.id: s for s in b.design_systems}
     for p, brand in enumerate(b.brand_profiles):
         if brand.design_system_id not in systems:
             yield f"brand_profiles[{p}].design_system_id", f"design system {brand.design_system_id} not in the bundle"
     for e, email in enumerate(b.emails):
         yield from _email_problems(b, f"emails[{e}]", email)
+
+
+def _connector_problems(at: str, connector: Connector) -> Iterator[tuple[str, str]]:
+    """The connector type must exist and its settings must be what that connector reads."""
+    from connectors.errors import ConnectorNotFoundError
+    from connectors.registry import esp_connector_class
+
+    try:
+        cls = esp_connector_class(connector.type)
+    except ConnectorNotFoundError as exc:
+        yield f"{at}.type", str(exc)
+        return
+    try:
+        cls.settings_model.model_validate(connector.settings)
+    except ValidationError as exc:
+        for err in exc.errors():
+            suffix = f".{_loc(err['loc'])}" if err["loc"] else ""
+            yield f"{at}.settings{suffix}", err["msg"]
 
 
 def _email_problems(b: WorkspaceBundle, at: str, email: Email) -> Iterator[tuple[str, str]]:

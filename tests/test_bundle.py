@@ -61,3 +61,15 @@ def test_the_cli_reports_a_bad_bundle_without_a_traceback(tmp_path, mini_data):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "emails[0].content.instances[0].component" in done.stderr
+
+
+def test_connector_types_and_settings_are_checked_against_the_connector(mini_data):
+    mini_data["connectors"] = [
+        {"id": 1, "type": "hotmail", "name": "H"},
+        {"id": 2, "type": "brevo", "name": "B", "settings": {"sender_email": "a@b.example", "reply_to": "x"}},
+        {"id": 3, "type": "brevo", "name": "B2", "settings": {}},
+    ]
+    errors = _errors(mini_data)
+    assert "no ESP connector of type 'hotmail'; known types: braze, brevo" in errors["connectors[0].type"][0]
+    assert errors["connectors[1].settings.reply_to"] == ["Extra inputs are not permitted"]
+    assert "exactly one of sender_email and sender_id" in errors["connectors[2].settings"][0]

@@ -166,7 +166,7 @@ def test_links_and_connectors(bundle: WorkspaceBundle, email: Email) -> None:
     ]  # fmt: skip
     assert own_params
     (connector,) = bundle.connectors
-    assert connector.type == "brevo" and connector.credentials == "env:BREVO_API_KEY"
+    assert connector.type == "brevo" and connector.credentials == "env:BREVO_CREDENTIALS"
     (cdn,) = bundle.cdn_connectors
     assert cdn.type == "s3" and cdn.prefix == "emails/"
     assert cdn.credentials == "env:EMAILEXPORT_CDN_CREDENTIALS"
