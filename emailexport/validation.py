@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connectors.cdn import CDN_CONNECTORS
 from emailexport.errors import NotFoundError, ValidationFailed
 from emailexport.locales import LOCALES
 from emailexport.models import (
@@ -31,7 +32,7 @@ __all__ = ["SUPPORTED_EXPORT_TYPES", "SUPPORTED_IMAGE_MODES", "ValidatedExport",
 # What this version can produce; the contract's other values are refused with a clear message
 # instead of being accepted and failing later.
 SUPPORTED_EXPORT_TYPES = ("html", "json")
-SUPPORTED_IMAGE_MODES = ("use_cdn",)
+SUPPORTED_IMAGE_MODES = ("use_cdn", "include_in_zip", "use_cdn_connector")
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,10 @@ def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: 
         found["cdn_connector"] = store.get(workspace_id, CdnConnector, cdn_id)
         if found["cdn_connector"] is None:
             errors["cdn_connector_id"].append(f"CDN connector {cdn_id} not found in this workspace")
+        elif found["cdn_connector"].type not in CDN_CONNECTORS:
+            errors["cdn_connector_id"].append(
+                f"CDN connector {cdn_id} has type {found['cdn_connector'].type!r}, which is not supported "
+                f"(known types: {', '.join(sorted(CDN_CONNECTORS))})")
     return found
 
 

@@ -1,10 +1,12 @@
 """`export-email`: one export, from its record to its outputs. Reads top to bottom like the pipeline:
-load -> render every locale (mapped, cached) -> write outputs -> record -> report.
+load -> place images (fetch, upload; mapped) -> render every locale (mapped, cached) -> write outputs
+-> record -> report.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -17,6 +19,7 @@ from emailexport.errors import EmailExportError, ValidationFailed
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
 from emailexport.settings import get_settings
+from tasks.images import apply_image_errors, place_images, with_image_urls
 from tasks.load import load_export
 from tasks.package import Outputs, slug, write_outputs
 from tasks.record import record_result
@@ -52,8 +55,8 @@ def _collect(export_id: int, locales: list[str], futures: Any) -> tuple[dict[str
     renders: dict[str, LocaleRender] = {}
     cached: list[str] = []
     by_future = {id(f): loc for loc, f in zip(locales, futures, strict=True)}
-    progress = create_progress_artifact(progress=0.0, key=f"export-{export_id}-progress",
-                                        description=f"Export {export_id}: locales rendered")
+    progress = cast(UUID, create_progress_artifact(progress=0.0, key=f"export-{export_id}-progress",
+                                                   description=f"Export {export_id}: locales rendered"))
     for done, future in enumerate(as_completed(list(futures)), start=1):
         locale = by_future[id(future)]
         update_progress_artifact(progress, progress=100.0 * done / len(locales))
@@ -94,20 +97,24 @@ def export_email(export_id: int) -> State:
     locales = list(job.inputs)
     logger.info("Export %s: rendering %d locale(s) of %r as %s", export_id, len(locales), job.email.name,
                 job.record.export_type)
-    futures = render_locale.map(locale=locales, inp=[job.inputs[loc] for loc in locales])
+    # Images before rendering: their new URLs are rewritten inside the transform stage.
+    placed = place_images(job)
+    inputs = with_image_urls(job.inputs, placed)
+    futures = render_locale.map(locale=locales, inp=[inputs[loc] for loc in locales])
     renders, cached = _collect(export_id, locales, futures)
+    renders = apply_image_errors(renders, placed)
 
     base_errors: list[str] = []
     outputs: Outputs | None = None
     try:
-        outputs = write_outputs(job.record, list(renders.values()))
+        outputs = write_outputs(job.record, list(renders.values()), placed.zip_files(list(renders.values())))
     except EmailExportError as exc:
         base_errors.append(f"writing the outputs failed: {exc}")
     except OSError as exc:
         base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
 
     record = record_result(job.record, renders, base_errors, outputs)
-    publish_report(record, renders, cached)
+    publish_report(record, renders, cached, list(placed.outcomes.values()))
     failed = [loc for loc, r in record.results.items() if r.status != "completed"]
     logger.info("Export %s %s: %d of %d locale(s) delivered, %d from cache%s", export_id, record.status,
                 len(locales) - len(failed), len(locales), len(cached),

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from emailexport.errors import ValidationFailed
 from emailexport.models import (
     BrandProfile,
+    CdnConnector,
     Conditional,
     Connector,
     DynamicContentProfile,
@@ -34,6 +35,7 @@ class ExportJob(BaseModel):
     record: ExportRecord
     email: Email
     inputs: dict[str, LocaleRenderInput]
+    cdn_connector: CdnConnector | None = None
 
 
 def _walk(value: Any, strings: list[str], image_ids: set[str], conditional_ids: set[int]) -> None:
@@ -51,14 +53,21 @@ def _walk(value: Any, strings: list[str], image_ids: set[str], conditional_ids: 
         strings.append(value)
 
 
-def _referenced(content: EmailContent) -> tuple[set[str], set[str], set[int]]:
-    """Tag keys, image ids and conditional ids that `content` refers to."""
+def _referenced(content: EmailContent) -> tuple[set[str], set[str], set[int], list[str]]:
+    """Tag keys, image ids and conditional ids that `content` refers to, and its strings."""
     strings: list[str] = []
     image_ids: set[str] = set()
     conditional_ids: set[int] = set()
     _walk(content.model_dump(), strings, image_ids, conditional_ids)
     keys = {m.group(1) for s in strings for m in TAG_RE.finditer(s)}
-    return keys, image_ids, conditional_ids
+    return keys, image_ids, conditional_ids, strings
+
+
+def _literal_images(library: list[Image], texts: list[str]) -> set[str]:
+    """Ids of library images whose public_url is written literally in `texts` (templates, code
+    values): they are used as surely as an image field, so they are fetched and rewritten too."""
+    blob = "\n".join(texts)
+    return {image.id for image in library if image.public_url in blob}
 
 
 def build_job(store: Store, record: ExportRecord) -> ExportJob:
@@ -77,21 +86,25 @@ def build_job(store: Store, record: ExportRecord) -> ExportJob:
                if record.dynamic_content_profile_id else None)
     connector = store.require(ws, Connector, record.connector_id) if record.connector_id is not None else None
     all_tags = {t.key: t for t in store.list_documents(ws, PersonalizationTag)}
+    cdn = store.require(ws, CdnConnector, record.cdn_connector_id) if record.cdn_connector_id is not None else None
+    library = store.list_documents(ws, Image)
+    by_id = {image.id: image for image in library}
+    templates = [c.template for c in design_system.components]
+    if brand is not None:
+        templates += [str(v) for o in brand.component_overrides for v in o.field_defaults.values()]
+    templates += [str(f.default_value) for c in design_system.components for f in c.fields if f.default_value]
     inputs: dict[str, LocaleRenderInput] = {}
     for locale in record.options.locales:
         content = slice_content(email.content, locale, email.default_locale)
-        keys, image_ids, conditional_ids = _referenced(content)
+        keys, image_ids, conditional_ids, strings = _referenced(content)
         conditionals = {}
         for cid in sorted(conditional_ids):
             found = store.get(ws, Conditional, cid)
             if found is not None:  # a dangling id is reported by the renderer, under the locale
                 conditionals[cid] = found
         rule_fields = {b.rule.field for c in conditionals.values() for b in c.branches if b.rule}
-        images = {}
-        for image_id in sorted(image_ids):
-            image = store.get(ws, Image, image_id)
-            if image is not None:
-                images[image_id] = image
+        image_ids |= _literal_images(library, [*templates, *strings])
+        images = {i: by_id[i] for i in sorted(image_ids) if i in by_id}
         inputs[locale] = LocaleRenderInput(
             locale=locale,
             default_locale=email.default_locale,
@@ -110,7 +123,7 @@ def build_job(store: Store, record: ExportRecord) -> ExportJob:
             minify_html=record.options.minify_html,
             image_mode=record.options.image_mode,
         )
-    return ExportJob(record=record, email=email, inputs=inputs)
+    return ExportJob(record=record, email=email, inputs=inputs, cdn_connector=cdn)
 
 
 @task(

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import task
@@ -20,10 +20,13 @@ from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_storage
 from tasks.retry import retry_unless_terminal
 
-__all__ = ["Outputs", "build_html_zip", "build_json_document", "output_keys", "slug", "write_outputs"]
+__all__ = ["JSON_IN_ZIP", "Outputs", "build_html_zip", "build_json_document", "output_keys", "slug", "write_outputs"]
 
 # A fixed timestamp inside the zip keeps archives of identical content byte-identical.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# Where a json export's document sits in its zip (include_in_zip): beside `images/`, which its
+# HTML references as `images/<name>`.
+JSON_IN_ZIP = "export.json"
 
 
 class Outputs(BaseModel):
@@ -60,11 +63,13 @@ def _manifest(record: ExportRecord, renders: Sequence[LocaleRender], files: dict
     }
 
 
-def build_html_zip(record: ExportRecord, renders: Sequence[LocaleRender]) -> bytes:
-    """`<locale>/index.html`, `<locale>/index.txt` for each locale that rendered, and manifest.json."""
-    files: dict[str, bytes] = {}
+def build_html_zip(record: ExportRecord, renders: Sequence[LocaleRender],
+                   extra: Mapping[str, bytes] | None = None, *, locale_files: bool = True) -> bytes:
+    """`<locale>/index.html`, `<locale>/index.txt` for each locale that rendered, `extra` files
+    (`images/...`, the JSON document), and manifest.json."""
+    files: dict[str, bytes] = dict(extra or {})
     for r in renders:
-        if r.ok:
+        if r.ok and locale_files:
             files[f"{r.locale}/index.html"] = r.html.encode("utf-8")
             files[f"{r.locale}/index.txt"] = r.plaintext.encode("utf-8")
     buffer = io.BytesIO()
@@ -99,8 +104,10 @@ def build_json_document(record: ExportRecord, renders: Sequence[LocaleRender]) -
     name="write-outputs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
     retry_condition_fn=retry_unless_terminal,
 )
-def write_outputs(record: ExportRecord, renders: list[LocaleRender]) -> Outputs:
-    """Write the files of an html or json export; nothing is written when no locale rendered."""
+def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dict[str, bytes] | None = None) -> Outputs:
+    """Write the files of an html or json export; nothing is written when no locale rendered.
+    `images` (`images/<name>` -> bytes, include_in_zip) go into the zip; a json export with images
+    gets a zip too: the JSON document at its root beside `images/`."""
     if not any(r.ok for r in renders):
         return Outputs()
     storage = open_storage()
@@ -108,11 +115,15 @@ def write_outputs(record: ExportRecord, renders: list[LocaleRender]) -> Outputs:
     api = f"/api/v1/workspaces/{record.workspace_id}/exports/{record.id}/download"
     outputs = Outputs()
     if record.export_type == "html":
-        data = build_html_zip(record, renders)
+        data = build_html_zip(record, renders, images)
         outputs.files[storage.write(keys["zip"], data)] = len(data)
         outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     elif record.export_type == "json":
         data = build_json_document(record, renders)
         outputs.files[storage.write(keys["json"], data)] = len(data)
         outputs.download_json_url = storage.download_url(keys["json"], f"{api}/json")
+        if images:
+            bundle = build_html_zip(record, renders, {**images, JSON_IN_ZIP: data}, locale_files=False)
+            outputs.files[storage.write(keys["zip"], bundle)] = len(bundle)
+            outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     return outputs

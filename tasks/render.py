@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import task
 
+from emailexport.images.collect import collect_image_urls
 from emailexport.locales import direction_of
 from emailexport.render import LocaleRenderInput, render_document
 from emailexport.render.result import LocaleRender
@@ -83,7 +84,7 @@ def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
         return result
     tracking = _link_tracking(inp, doc.skip_urls, doc.url_parameters)
     options = TransformOptions(lang=locale, direction=direction_of(locale), minify=inp.minify_html,
-                               link_tracking=tracking)
+                               link_tracking=tracking, image_urls=inp.image_urls)
     transformed = transform_html(doc.html, doc.tokens, options)
     # The plaintext version's links are tracked the same way as the HTML's.
     text_html = add_link_tracking(doc.plaintext_html, tracking) if tracking else doc.plaintext_html
@@ -91,5 +92,17 @@ def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
         "html": transformed.html,
         "plaintext": html_to_plaintext(text_html, doc.tokens),
         "warnings": [*result.warnings, *transformed.warnings],
+        "image_ids": sorted(doc.image_ids | _library_images_in(transformed.html, inp)),
     })
+
+
+def _library_images_in(html: str, inp: LocaleRenderInput) -> set[str]:
+    """Library images the final HTML references, by public URL or by the URL it was rewritten to
+    (templates and code values may name a library image without an image field)."""
+    by_url: dict[str, str] = {}
+    for image_id, image in inp.images.items():
+        by_url[image.public_url] = image_id
+        if image.public_url in inp.image_urls:
+            by_url[inp.image_urls[image.public_url]] = image_id
+    return {by_url[url] for url in collect_image_urls(html) if url in by_url}
 

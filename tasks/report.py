@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -18,8 +19,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], cached: Collection[str]) -> str:
-    """A markdown summary: status, outputs, then one line per locale."""
+def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], cached: Collection[str],
+                     images: Sequence[Any] = ()) -> str:
+    """A markdown summary: status, outputs, one line per locale, then one line per library image
+    (`images`: `tasks.images.ImageOutcome`s)."""
     lines = [
         f"# Export {record.id}: {_cell(record.email.name)}",
         "",
@@ -48,6 +51,15 @@ def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], 
     lines += ["", "## Used", f"- conditionals: {meta.conditional_ids or 'none'}",
               f"- personalization tags: {meta.personalization_tag_ids or 'none'}",
               f"- images: {meta.image_ids or 'none'}"]
+    if images:
+        lines += ["", "## Images", "", "| image | file | source | locales | status | where |",
+                  "|---|---|---|---|---|---|"]
+        for o in images:
+            where = o.error or o.zip_entry or o.cdn_url or o.source
+            if o.uploaded is not None:
+                where += " (uploaded)" if o.uploaded else " (already on the CDN)"
+            lines.append(f"| {_cell(o.image_id)} | {_cell(o.filename)} | {_cell(o.source)} | {', '.join(o.locales)} "
+                         f"| {o.status} | {_cell(where)} |")
     return "\n".join(lines)
 
 
@@ -68,11 +80,12 @@ def locale_rows(locale: str, render: LocaleRender, cached: bool) -> list[dict[st
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)
-def publish_report(record: ExportRecord, renders: dict[str, LocaleRender], cached: list[str]) -> None:
+def publish_report(record: ExportRecord, renders: dict[str, LocaleRender], cached: list[str],
+                   images: list[Any] | None = None) -> None:
     """Create the summary and per-locale artifacts of an export."""
     create_markdown_artifact(
         key=f"export-{record.id}-summary",
-        markdown=summary_markdown(record, renders, cached),
+        markdown=summary_markdown(record, renders, cached, images or ()),
         description=f"Export {record.id} of {record.email.name}",
     )
     for locale, render in renders.items():

@@ -67,3 +67,28 @@ def test_each_rule_names_its_field(mini, body, path, message):
 def test_malformed_json_is_a_validation_error(mini, raw):
     errors = _errors(mini, raw)
     assert list(errors) == ["body"]
+
+
+@pytest.mark.parametrize("export_type", ["html", "json"])
+def test_include_in_zip_is_accepted_for_file_exports(mini, export_type):
+    checked = validate_export_request(mini, 3, _body(export_type=export_type,
+                                                     options={"locales": ["en-US"], "image_mode": "include_in_zip"}))
+    assert checked.request.options.image_mode == "include_in_zip"
+
+
+def test_use_cdn_connector_needs_a_known_connector_of_a_known_type(mini, mini_data):
+    from emailexport.bundle import import_bundle, load_bundle
+
+    mini_data["cdn_connectors"] = [
+        {"id": 4, "type": "s3", "bucket": "b", "base_url": "https://cdn.example.com"},
+        {"id": 5, "type": "gcs", "bucket": "b", "base_url": "https://cdn.example.com"},
+    ]
+    import_bundle(mini, load_bundle(mini_data))
+    options = {"locales": ["en-US"], "image_mode": "use_cdn_connector"}
+    assert validate_export_request(mini, 3, _body(cdn_connector_id=4, options=options)).cdn_connector.id == 4
+    assert _errors(mini, _body(cdn_connector_id=5, options=options))["cdn_connector_id"] == [
+        "CDN connector 5 has type 'gcs', which is not supported (known types: s3)"]
+    assert _errors(mini, _body(cdn_connector_id=9, options=options))["cdn_connector_id"] == [
+        "CDN connector 9 not found in this workspace"]
+    inside = {**options, "cdn_connector_id": 4}
+    assert validate_export_request(mini, 3, _body(options=inside)).cdn_connector.id == 4

@@ -52,6 +52,9 @@ class LocaleRenderInput(BaseModel):
     connector: ConnectorRef | None = None
     minify_html: bool = False
     image_mode: str = "use_cdn"
+    # public_url -> where the image is in this export (zip path or CDN URL); empty for use_cdn.
+    # Part of the cache key on purpose: a new CDN location must re-render the locale.
+    image_urls: dict[str, str] = {}
 
 
 def _slice_instance(instance: Instance, locale: str, default_locale: str) -> Instance:

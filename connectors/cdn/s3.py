@@ -1,0 +1,73 @@
+"""S3 and S3-compatible stores (MinIO, R2: set `endpoint_url`) through s3fs.
+
+Keys are `<prefix><sha256>.<ext>`, so the same bytes always land on the same key and an existing
+key is never uploaded again (a HEAD first). Objects are immutable by construction, which is what
+`Cache-Control: public, max-age=31536000, immutable` tells browsers and CDNs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emailexport.errors import TerminalError, TransientError
+from emailexport.images.naming import cdn_key
+from emailexport.models import CdnConnector
+
+from . import UploadResult
+
+__all__ = ["CACHE_CONTROL", "S3CdnConnector"]
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+_TERMINAL_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+                             "AllAccessDisabled", "InvalidBucketName", "AccountProblem"})
+
+
+class S3CdnConnector:
+    def __init__(self, config: CdnConnector, credentials: dict[str, str] | None = None) -> None:
+        import s3fs  # heavy: imported when an S3 connector is used
+
+        self.config = config
+        creds = credentials or {}
+        client_kwargs: dict[str, Any] = {}
+        if config.region:
+            client_kwargs["region_name"] = config.region
+        # skip_instance_cache: a connector's credentials must never be reused for another one.
+        self.fs = s3fs.S3FileSystem(
+            key=creds.get("key") or creds.get("aws_access_key_id"),
+            secret=creds.get("secret") or creds.get("aws_secret_access_key"),
+            token=creds.get("token") or creds.get("aws_session_token"),
+            endpoint_url=config.endpoint_url, client_kwargs=client_kwargs, skip_instance_cache=True,
+        )
+
+    def upload(self, data: bytes, *, sha256: str, extension: str, content_type: str) -> UploadResult:
+        """Bytes -> their URL on the CDN; nothing is sent when the key already exists."""
+        key = cdn_key(self.config.prefix, sha256, extension)
+        path = f"{self.config.bucket}/{key}"
+        url = f"{self.config.base_url.rstrip('/')}/{key}"
+        try:
+            if self.fs.exists(path):
+                return UploadResult(url=url, key=key, uploaded=False)
+            self.fs.pipe_file(path, data, ContentType=content_type, CacheControl=CACHE_CONTROL)
+        except Exception as exc:  # the boundary: every s3fs/botocore failure becomes a typed error
+            raise _typed(exc, f"CDN connector {self.config.id} ({self.config.name or self.config.type}): "
+                              f"uploading {key} to bucket {self.config.bucket}") from None
+        return UploadResult(url=url, key=key, uploaded=True)
+
+
+def _typed(exc: Exception, what: str) -> Exception:
+    """An s3fs/botocore exception -> TerminalError or TransientError. The message holds the error
+    code or class only: botocore texts can quote request details."""
+    code = _error_code(exc)
+    if isinstance(exc, PermissionError) or code in _TERMINAL_CODES:
+        return TerminalError(f"{what} failed: {code or 'access denied'}")
+    if isinstance(exc, FileNotFoundError):
+        return TerminalError(f"{what} failed: the bucket does not exist")
+    return TransientError(f"{what} failed: {code or type(exc).__name__}")
+
+
+def _error_code(exc: BaseException) -> str:
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+    return ""

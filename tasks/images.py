@@ -1,0 +1,177 @@
+"""Stage 2, images (before rendering): the library images an export uses -> fetched once each,
+put in the zip or uploaded to the CDN connector, and the URL each locale's references become.
+
+Runs before rendering because URLs are rewritten inside the transform stage, while ESP tokens are
+still placeholders (DOMAIN.md step 7); the images a locale uses are known from its content.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from pydantic import BaseModel
+
+from connectors.cdn import UploadResult, open_cdn
+from emailexport.errors import EmailExportError, TransientError
+from emailexport.images.fetch import FetchedImage, ImageFetcher, display_url
+from emailexport.images.naming import zip_entry
+from emailexport.images.settings import ImageSettings
+from emailexport.models import CdnConnector, Image
+from emailexport.render import LocaleRenderInput
+from emailexport.render.result import LocaleRender
+from emailexport.secrets import resolve_credentials
+from tasks.load import ExportJob
+
+__all__ = ["ImageOutcome", "PlacedImages", "apply_image_errors", "fetch_image", "place_images", "plan_images",
+           "upload_image", "with_image_urls"]
+
+
+class ImageOutcome(BaseModel):
+    """Where one library image went (the report lists these)."""
+
+    image_id: str
+    filename: str
+    source: str  # display form of the public URL: no query string or userinfo
+    locales: list[str]
+    status: Literal["kept", "placed", "failed"]
+    zip_entry: str | None = None
+    cdn_url: str | None = None
+    uploaded: bool | None = None  # False: the CDN already had it
+    error: str | None = None
+
+
+@dataclass
+class PlacedImages:
+    mode: str
+    export_type: str
+    outcomes: dict[str, ImageOutcome] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)
+    data: dict[str, bytes] = field(default_factory=dict)  # image id -> bytes, include_in_zip only
+
+    def url_of(self, image_id: str) -> str | None:
+        """The URL references to this image become, or None to leave them."""
+        outcome = self.outcomes[image_id]
+        if outcome.status != "placed":
+            return None
+        if outcome.zip_entry:
+            # From `<locale>/index.html` the zip root is one folder up; a json (or pdf) document is
+            # read from the zip root, where `images/` sits.
+            return ("../" if self.export_type == "html" else "") + outcome.zip_entry
+        return outcome.cdn_url
+
+    def zip_files(self, renders: list[LocaleRender]) -> dict[str, bytes]:
+        """`images/<name>` -> bytes for every placed image a delivered locale uses, each once."""
+        used = {i for r in renders if r.ok for i in r.image_ids}
+        return {o.zip_entry: self.data[i] for i, o in sorted(self.outcomes.items())
+                if i in used and o.zip_entry and i in self.data}
+
+
+def plan_images(job: ExportJob) -> dict[str, list[str]]:
+    """Library image id -> the requested locales whose content uses it (sorted)."""
+    users: dict[str, list[str]] = defaultdict(list)
+    for locale, inp in job.inputs.items():
+        for image_id in inp.images:
+            users[image_id].append(locale)
+    return dict(sorted(users.items()))
+
+
+@task(name="fetch-image", task_run_name="fetch-image-{image.id}", cache_policy=NO_CACHE)
+def fetch_image(image: Image) -> FetchedImage:
+    """A library image -> its verified bytes. No Prefect retries: the fetcher retries transient
+    failures itself, because honouring Retry-After and jittering each delay need the response."""
+    return ImageFetcher(ImageSettings()).fetch(image.id, image.public_url)
+
+
+def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a timeout, a throttle or a 5xx from the store; never a bug or a refusal."""
+    return isinstance(state.result(raise_on_failure=False), TransientError)
+
+
+@task(name="upload-image", task_run_name="upload-image-{fetched.image_id}", cache_policy=NO_CACHE,
+      retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_only_transient)
+def upload_image(fetched: FetchedImage, cdn: CdnConnector) -> UploadResult:
+    """Verified bytes -> their URL on the CDN connector (no upload when the key exists)."""
+    credentials = resolve_credentials(cdn.credentials) if cdn.credentials else None
+    return open_cdn(cdn, credentials).upload(fetched.data, sha256=fetched.sha256, extension=fetched.extension,
+                                             content_type=fetched.content_type)
+
+
+def _error(future: Any) -> str | None:
+    future.wait()
+    if future.state.is_completed():
+        return None
+    exc = future.state.result(raise_on_failure=False)
+    return str(exc) if isinstance(exc, EmailExportError) else f"internal error ({type(exc).__name__})"
+
+
+def place_images(job: ExportJob) -> PlacedImages:
+    """Fetch each image the export uses once (mapped), then put it in the zip or on the CDN."""
+    mode = job.record.options.image_mode
+    placed = PlacedImages(mode=mode, export_type=job.record.export_type)
+    for image_id, locales in plan_images(job).items():
+        image = next(inp.images[image_id] for inp in job.inputs.values() if image_id in inp.images)
+        placed.images[image_id] = image
+        placed.outcomes[image_id] = ImageOutcome(image_id=image_id, filename=image.filename, locales=locales,
+                                                 source=display_url(image.public_url), status="kept")
+    if mode == "use_cdn" or not placed.images:
+        return placed
+    ids = list(placed.images)
+    fetches = fetch_image.map(image=[placed.images[i] for i in ids])
+    by_future = {id(f): i for i, f in zip(ids, fetches, strict=True)}
+    uploads = {}
+    for future in as_completed(list(fetches)):
+        image_id = by_future[id(future)]
+        outcome = placed.outcomes[image_id]
+        if (error := _error(future)) is not None:
+            placed.outcomes[image_id] = outcome.model_copy(update={"status": "failed", "error": error})
+            continue
+        fetched: FetchedImage = future.result()
+        if mode == "include_in_zip":
+            placed.data[image_id] = fetched.data
+            entry = zip_entry(fetched.sha256, outcome.filename, fetched.extension)
+            placed.outcomes[image_id] = outcome.model_copy(update={"status": "placed", "zip_entry": entry})
+        elif job.cdn_connector is None:
+            placed.outcomes[image_id] = outcome.model_copy(update={
+                "status": "failed", "error": f"image {image_id}: the export has no CDN connector"})
+        else:  # upload as soon as its fetch is done, while others are still fetching
+            uploads[image_id] = upload_image.submit(fetched, job.cdn_connector)
+    for image_id, upload in uploads.items():
+        outcome = placed.outcomes[image_id]
+        if (error := _error(upload)) is not None:
+            placed.outcomes[image_id] = outcome.model_copy(update={"status": "failed", "error": error})
+            continue
+        result: UploadResult = upload.result()
+        placed.outcomes[image_id] = outcome.model_copy(update={
+            "status": "placed", "cdn_url": result.url, "uploaded": result.uploaded})
+    return placed
+
+
+def with_image_urls(inputs: dict[str, LocaleRenderInput], placed: PlacedImages) -> dict[str, LocaleRenderInput]:
+    """Each locale's input with `image_urls`: public_url -> new URL, for the placed images it uses."""
+    updated = {}
+    for locale, inp in inputs.items():
+        urls = {image.public_url: url for image_id, image in inp.images.items()
+                if (url := placed.url_of(image_id)) is not None}
+        updated[locale] = inp.model_copy(update={"image_urls": urls}) if urls else inp
+    return updated
+
+
+def apply_image_errors(renders: dict[str, LocaleRender], placed: PlacedImages) -> dict[str, LocaleRender]:
+    """A failed image becomes an error of each locale whose HTML uses it (or, when no rendered
+    locale shows it, of each locale whose content named it), so only those locales fail."""
+    updated = dict(renders)
+    for image_id, outcome in placed.outcomes.items():
+        if outcome.status != "failed":
+            continue
+        users = [loc for loc, r in renders.items() if image_id in r.image_ids] or outcome.locales
+        for locale in users:
+            render = updated.get(locale) or LocaleRender(locale=locale)
+            message = f"image failed: {outcome.error}"
+            if message not in render.errors:
+                updated[locale] = render.model_copy(update={"errors": [*render.errors, message]})
+    return updated
