@@ -26,6 +26,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 workspace_app = typer.Typer(no_args_is_help=True, help="Workspace data.")
 app.add_typer(workspace_app, name="workspace")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+app.add_typer(token_app, name="token")
 console = Console()
 err = Console(stderr=True)
 
@@ -142,6 +144,86 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
         failed = failed or record.status != "completed"
     if failed:
         raise typer.Exit(3)
+
+
+@token_app.command("create")
+def token_create(
+    workspace: Annotated[list[int], typer.Option("--workspace", help="a workspace the token may use (repeatable)")],
+    label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
+) -> None:
+    """Create an API token for some workspaces and print it once (only its hash is stored)."""
+    import secrets
+
+    from emailexport.errors import NotFoundError
+
+    store = open_store()
+    unknown = [w for w in workspace if store.workspace(w) is None]
+    if unknown:
+        raise NotFoundError(f"unknown workspace(s): {', '.join(map(str, unknown))} (import them first)")
+    token = secrets.token_urlsafe(32)
+    store.add_token(token, workspace, label)
+    err.print(f"Token for workspace(s) {', '.join(map(str, workspace))}; it is shown only this once:")
+    print(token)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="interface the API and the Prefect UI listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port (0: any free port; default 8000, or a free one)")] = -1,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server port (0: any free; default 4200 or free)")] = -1,
+) -> None:
+    """Run everything on this machine: a Prefect server, a runner for the deployments, and the API."""
+    from deployments.supervisor import Child, Supervisor, free_port
+    from emailexport.settings import get_settings
+
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    open_store(settings)  # migrate once here, not concurrently in the children
+    api_port = port if port > 0 else free_port(host, None if port == 0 else 8000)
+    pf_port = prefect_port if prefect_port > 0 else free_port(host, None if prefect_port == 0 else 4200)
+    prefect_url = f"http://{host}:{pf_port}/api"
+    env = {
+        **os.environ,
+        "EMAILEXPORT_DATA_DIR": str(data_dir),
+        "PREFECT_HOME": str(data_dir / "prefect"),
+        "PREFECT_API_URL": prefect_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": prefect_url,
+        # Prefect's minimum; the reconciler notices a lost run about 2 beats + 15 s after its last one.
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
+    }
+    env.setdefault("EMAILEXPORT_PUBLIC_BASE_URL", f"http://{host}:{api_port}")
+    # A local server is cheap to poll: a created run starts within ~2 s instead of Prefect's 10.
+    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
+    bin_dir = Path(sys.executable).parent
+    supervisor = Supervisor(env, say=lambda text: err.print(text))
+    supervisor.install_signal_handlers()
+    code = 0
+    try:
+        console.print(f"Starting the Prefect server on port {pf_port} (log: {logs / 'prefect-server.log'}) ...")
+        supervisor.start(Child("Prefect server", [str(bin_dir / "prefect"), "server", "start", "--host", host,
+                                                  "--port", str(pf_port)],
+                               ready_url=f"{prefect_url}/health", log_file=logs / "prefect-server.log"))
+        console.print(f"Starting the runner (log: {logs / 'runner.log'}) and the API ...")
+        # The runner is ready once its deployment is on the server (a POST before that would be a 503).
+        supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
+                               ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}"))
+        supervisor.start(Child("API", [sys.executable, "-m", "uvicorn", "--factory", "emailexport.api:create_app",
+                                       "--host", host, "--port", str(api_port)],
+                               ready_url=f"http://{host}:{api_port}/health", log_file=logs / "api.log"))
+        if not supervisor.stopping.is_set():
+            console.print(f"[bold green]Ready.[/] API docs: http://{host}:{api_port}/docs", soft_wrap=True)
+            console.print(f"Prefect UI: http://{host}:{pf_port}", soft_wrap=True)
+            console.print("Press Ctrl-C to stop.", soft_wrap=True)
+            code = supervisor.watch()
+    finally:
+        console.print("Stopping ...")
+        supervisor.stop()
+        console.print("Stopped.")
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -247,6 +247,25 @@ class Store:
             )
             return [_record(r) for r in rows], total
 
+    def exports_in_progress(self, limit: int = 500) -> list[ExportRecord]:
+        """The oldest in_progress records of every workspace (what the reconciler checks)."""
+        with self.session() as s:
+            rows = s.scalars(select(ExportRow).where(ExportRow.status == "in_progress")
+                             .order_by(ExportRow.id).limit(limit))
+            return [_record(r) for r in rows]
+
+    def connector_exports(self, workspace_id: int, email_id: int, connector_id: int, *,
+                          before_id: int) -> list[ExportRecord]:
+        """Earlier exports of an email to a connector, newest first (for update_previous_export)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(ExportRow).where(ExportRow.workspace_id == workspace_id, ExportRow.email_id == email_id,
+                                        ExportRow.connector_id == connector_id, ExportRow.id < before_id,
+                                        ExportRow.export_type == "connector")
+                .order_by(ExportRow.id.desc()).limit(50)
+            )
+            return [_record(r) for r in rows]
+
     def update_export(self, export_id: int, **changes: Any) -> ExportRecord:
         """Set fields of a record (model values are stored as JSON) and bump `updated_at`."""
         columns = {"metadata": "export_metadata"}

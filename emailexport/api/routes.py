@@ -1,0 +1,156 @@
+"""The export endpoints: create (POST), read one, list, download (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from emailexport.api.auth import ApiError, authorize
+from emailexport.api.flow_runs import FlowRuns, PrefectUnavailable, reconcile_record
+from emailexport.api.schemas import ExportPage, FailedToSave, Message, Pagination
+from emailexport.errors import NotFoundError, ValidationFailed
+from emailexport.models import ExportRecord
+from emailexport.settings import Settings
+from emailexport.storage import OutputStorage
+from emailexport.store import Store
+from emailexport.validation import validate_export_request
+
+__all__ = ["build_router"]
+
+log = logging.getLogger("emailexport.api")
+
+# 32-bit ids: larger numbers can name nothing, and SQLite/PostgreSQL integers would overflow on them.
+_MAX_ID = 2**31 - 1
+WorkspaceId = Annotated[int, Path(ge=1, le=_MAX_ID, description="Workspace ID")]
+ExportId = Annotated[int, Path(ge=1, le=_MAX_ID, description="Export ID")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "Unauthorized: no, unknown or malformed bearer token"},
+    403: {"model": Message, "description": "Forbidden: the token may not use this workspace"},
+    404: {"model": Message, "description": "Record not found"},
+    422: {"model": FailedToSave, "description": "Unprocessable Entity: every problem, by field path"},
+}
+_MEDIA = {"zip": "application/zip", "json": "application/json"}
+
+
+async def _raw_body(request: Request) -> bytes:
+    # The body is read raw so that `validate_export_request` (shared with the CLI and the CSV mode)
+    # sees exactly what was sent and reports every problem, malformed JSON included.
+    return await request.body()
+
+
+def _json(record: ExportRecord, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(record.model_dump(mode="json"), status_code=status_code)
+
+
+def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: OutputStorage) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/workspaces/{workspace_id}/exports", tags=["exports"], responses=_ERRORS)
+
+    def record_of(request: Request, workspace_id: int, export_id: int) -> ExportRecord:
+        authorize(store, request, workspace_id)
+        record = store.export(export_id)
+        if record is None or record.workspace_id != workspace_id:
+            raise ApiError(404, "Record not found")
+        return record
+
+    @router.post(
+        "", summary="Create Export", response_model=ExportRecord, response_description="Successful",
+        responses={503: {"model": Message, "description": "Prefect is unavailable; the export was marked failed"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}}},
+    )
+    def create_export(
+        request: Request,
+        workspace_id: WorkspaceId,
+        body: Annotated[bytes, Depends(_raw_body)],
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    ) -> Any:
+        """Creates a new export: the record is stored `in_progress` and a flow run of the export
+        deployment is created to do the work; the response does not wait for it."""
+        authorize(store, request, workspace_id)
+        if idempotency_key and (first := store.export_by_idempotency_key(workspace_id, idempotency_key)):
+            return _json(first)
+        try:
+            checked = validate_export_request(store, workspace_id, body)
+        except NotFoundError:
+            raise ApiError(404, "Record not found") from None
+        except ValidationFailed as exc:
+            return JSONResponse({"message": exc.args[0], "errors": exc.errors}, status_code=422)
+        req = checked.request
+        try:
+            record = store.create_export(
+                workspace=checked.workspace, email=checked.email, export_type=req.export_type, options=req.options,
+                connector_id=req.connector_id, cdn_connector_id=req.cdn_connector_id,
+                dynamic_content_profile_id=req.dynamic_content_profile_id,
+                integration_name=checked.connector.name if checked.connector else None,
+                idempotency_key=idempotency_key or None,
+            )
+        except IntegrityError:
+            # Two POSTs with one key raced past the lookup: the unique constraint let one win.
+            winner = store.export_by_idempotency_key(workspace_id, idempotency_key) if idempotency_key else None
+            if winner is None:
+                raise
+            return _json(winner)
+        connector_type = checked.connector.type if checked.connector else None
+        try:
+            flow_run_id = runs.launch(record, connector_type)
+        except PrefectUnavailable as exc:
+            log.error("Export %s: no flow run could be created: %s", record.id, exc)
+            store.fail_if_in_progress(record.id, f"the export flow run could not be created: {exc}")
+            return JSONResponse({"message": f"The export could not be started: {exc}. Export {record.id} was "
+                                            "marked failed; try again later."}, status_code=503)
+        log.info("Export %s created (%s of email %s, %d locale(s)); flow run %s", record.id, req.export_type,
+                 checked.email.id, len(req.options.locales), flow_run_id)
+        return _json(store.update_export(record.id, flow_run_id=flow_run_id))
+
+    @router.get("/{export_id}", summary="Show Export", response_model=ExportRecord,
+                response_description="Successful")
+    def show_export(request: Request, workspace_id: WorkspaceId, export_id: ExportId) -> Any:
+        """An export record. An in_progress record whose flow run has died is marked failed first."""
+        record = record_of(request, workspace_id, export_id)
+        if record.status == "in_progress":
+            try:
+                record = reconcile_record(store, runs, record, settings)
+            except PrefectUnavailable as exc:
+                log.warning("Export %s: could not check its flow run: %s", record.id, exc)
+        return _json(record)
+
+    @router.get("", summary="List Exports", response_model=ExportPage, response_description="Successful")
+    def list_exports(
+        request: Request,
+        workspace_id: WorkspaceId,
+        per: Annotated[int, Query(ge=1, le=100)] = 25,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    ) -> Any:
+        """A page of the workspace's export records, newest first."""
+        authorize(store, request, workspace_id)
+        records, total = store.list_exports(workspace_id, page=page, per=per)
+        body = ExportPage(results=records, pagination=Pagination(per=per, page=page, total=total))
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @router.get(
+        "/{export_id}/download/{kind}", summary="Download Export", response_class=FileResponse,
+        responses={200: {"description": "The export's file", "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    def download(request: Request, workspace_id: WorkspaceId, export_id: ExportId,
+                 kind: Literal["zip", "json"]) -> Any:
+        """The zip or JSON file of an export whose outputs are on this server's local storage."""
+        from tasks.package import output_keys
+
+        record = record_of(request, workspace_id, export_id)
+        url = record.download_zip_url if kind == "zip" else record.download_json_url
+        if url is None or not storage.is_local:
+            raise ApiError(404, "Record not found")
+        # The file is named by the record (its id and email), never by anything in the request.
+        key = output_keys(record)[kind]
+        if not storage.exists(key):
+            raise ApiError(404, "Record not found")
+        return FileResponse(storage.path(key), media_type=_MEDIA[kind], filename=key.rsplit("/", 1)[-1])
+
+    return router

@@ -1,0 +1,170 @@
+"""End to end: `emailexport serve` (a real Prefect server, a runner and the API, all subprocesses)
+-> POST -> the runner executes the flow -> GET shows it completed -> download through the API.
+Then a flow process is SIGKILLed mid-export, and finally serve is stopped with SIGINT and must
+leave no process behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from deployments.supervisor import descendants
+from emailexport.bundle import import_bundle, load_bundle
+from emailexport.store import Store
+from tests.api.conftest import ROOT
+
+TOKEN = "e2e-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+BODY = {"email_id": 1, "export_type": "html", "options": {"locales": ["en-US", "de-DE", "ar-SA"]}}
+SERVE_STARTUP = 120  # seconds: the Prefect server migrates a fresh database on first start
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen, output: Path, data_dir: Path) -> None:
+        self.process, self.output, self.data_dir = process, output, data_dir
+        text = output.read_text()
+        self.api = re.search(r"API docs: (http://\S+)/docs", text).group(1)  # type: ignore[union-attr]
+        self.prefect = re.search(r"Prefect UI: (http://\S+)", text).group(1) + "/api"  # type: ignore[union-attr]
+        self.store = Store(f"sqlite:///{data_dir / 'emailexport.db'}")
+        self.exports = f"{self.api}/api/v1/workspaces/3/exports"
+
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(self.exports, json=body, headers=HEADERS, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_record(self, export_id: int, timeout: float, until: set[str]) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = httpx.get(f"{self.exports}/{export_id}", headers=HEADERS, timeout=30).json()
+            if record["status"] in until or time.monotonic() > deadline:
+                return record
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data_dir = tmp_path_factory.mktemp("serve") / "data"
+    output = data_dir.parent / "serve.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EMAILEXPORT_"))}
+    env.update(EMAILEXPORT_DATA_DIR=str(data_dir), COLUMNS="200")
+    with open(output, "wb") as out:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "emailexport"), "serve", "--port", "0",
+                                    "--prefect-port", "0"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + SERVE_STARTUP
+    while "Prefect UI:" not in output.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, output.read_text()
+        time.sleep(0.3)
+    mini = yaml.safe_load((ROOT / "tests" / "fixtures" / "mini.yaml").read_text(encoding="utf-8"))
+    mini["emails"].append({**mini["emails"][0], "id": 2, "name": "Slow News"})
+    mini["design_systems"].append(_slow_design_system(mini["design_systems"][0]))
+    mini["emails"][1]["design_system_id"] = 2
+    served = Served(process, output, data_dir)
+    import_bundle(served.store, load_bundle(mini))
+    served.store.add_token(TOKEN, [3])
+    yield served
+    if process.poll() is None:  # the last test stops it; this is for a run that ended early
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def _slow_design_system(design_system: dict[str, Any]) -> dict[str, Any]:
+    # A template that burns a few seconds of CPU per locale: the export is slow deterministically.
+    slow = json.loads(json.dumps(design_system))
+    slow["id"] = 2
+    for component in slow["components"]:
+        if not component.get("container"):
+            component["template"] = ("<tr><td>{% for i in range(4000) %}{% for j in range(1000) %}{% endfor %}"
+                                     "{% endfor %}</td></tr>")
+    return slow
+
+
+def test_a_post_becomes_a_flow_run_that_completes_with_downloads_name_tags_and_artifacts(served):
+    created = served.post(BODY)
+    assert created["status"] == "in_progress" and created["flow_run_id"]
+    record = served.wait_record(created["id"], 60, {"completed", "failed"})
+    assert record["status"] == "completed", record["export_errors"]
+    assert set(record["results"]) == {"en-US", "de-DE", "ar-SA"}
+    assert all(r["status"] == "completed" and r["size_bytes"] > 0 for r in record["results"].values())
+    url = record["download_zip_url"]
+    assert url == f"{served.exports}/{record['id']}/download/zip"
+    download = httpx.get(url, headers=HEADERS)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    names = set(zipfile.ZipFile(io.BytesIO(download.content)).namelist())
+    assert {"manifest.json", "en-US/index.html", "de-DE/index.txt", "ar-SA/index.html"} <= names
+    assert httpx.get(url).status_code == 401  # downloads need the token too
+
+    run = httpx.get(f"{served.prefect}/flow_runs/{record['flow_run_id']}").json()
+    assert run["name"] == f"export-{record['id']}-mini-news" and run["state_type"] == "COMPLETED"
+    assert {"emailexport", "workspace:3", "type:html"} <= set(run["tags"])
+    artifacts = httpx.post(f"{served.prefect}/artifacts/filter",
+                           json={"artifacts": {"flow_run_id": {"any_": [record["flow_run_id"]]}}}).json()
+    keys = {a["key"] for a in artifacts}
+    assert {f"export-{record['id']}-summary", f"export-{record['id']}-progress"} <= keys
+
+
+def _flow_process(flow_run_id: str, timeout: float) -> int:
+    """The pid of the process the runner started for this flow run (found by its environment)."""
+    deadline = time.monotonic() + timeout
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    while time.monotonic() < deadline:
+        for pid in descendants(os.getpid()):
+            try:
+                if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    return pid
+            except OSError:
+                continue
+        time.sleep(0.2)
+    raise TimeoutError("the flow run's process never started")
+
+
+@pytest.mark.timeout(120)
+def test_a_flow_process_killed_with_sigkill_fails_its_record_within_a_bound(served):
+    created = served.post({**BODY, "email_id": 2})
+    pid = _flow_process(created["flow_run_id"], 30)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{served.prefect}/flow_runs/{created['flow_run_id']}").json()["state_type"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1)  # inside the export: the slow template takes several seconds per locale
+    assert served.store.require_export(created["id"]).status == "in_progress"
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # Bound: the runner reports the run Crashed when its process dies; the API's read-time check
+    # (or the crash hook) then fails the record. 45 s covers a slow machine.
+    record = served.wait_record(created["id"], 45, {"completed", "failed"})
+    assert record["status"] == "failed", record
+    assert "crashed" in record["export_errors"]["base"][0].lower(), record["export_errors"]
+    assert time.monotonic() - killed_at < 45
+
+
+def test_sigint_stops_the_server_the_runner_and_the_api_leaving_no_process(served):
+    tree = descendants(served.process.pid)
+    assert len(tree) >= 3
+    served.process.send_signal(signal.SIGINT)
+    assert served.process.wait(60) == 0
+    time.sleep(0.5)
+    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert alive == []
+    assert "Stopped." in served.output.read_text()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
