@@ -23,9 +23,25 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="base URL of the API serving downloads; unset: download URLs are file:// URLs"
     )
+    download_url_expiry_seconds: int = Field(
+        default=86400, ge=60, le=604800, description="presigned download URL lifetime (S3); SigV4 max 7 days"
+    )
     task_workers: int = Field(default=4, ge=1, le=64, description="thread cap of a flow's task runner")
     render_cache: bool = Field(default=True, description="reuse a locale's render when nothing it depends on changed")
     cache_expiration_days: int = Field(default=30, ge=1)
+    runner_limit: int = Field(default=8, ge=1, le=256, description="flow runs `deployments.serve` runs at once")
+    # The API and the reconciler (issue 5). The staleness rule is documented in README "Monitoring".
+    export_deployment: str = Field(default="export-email/export-email", description="flow/deployment the API runs")
+    reconcile_heartbeat_misses: int = Field(
+        default=2, ge=1, le=10, description="missed flow run heartbeats after which a running export is dead"
+    )
+    reconcile_grace_seconds: int = Field(default=15, ge=0, description="slack for event delivery on top of that")
+    reconcile_unlaunched_seconds: int = Field(
+        default=600, ge=30, description="an in_progress record with no flow run after this long is failed"
+    )
+    reconcile_max_queued_seconds: int = Field(
+        default=86400, ge=60, description="a flow run still waiting for a worker after this long is failed"
+    )
 
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data dir."""

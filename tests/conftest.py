@@ -69,3 +69,63 @@ def mini(store: Store, mini_data: dict[str, Any]) -> Store:
     """A store holding the mini workspace (workspace 3)."""
     import_bundle(store, load_bundle(mini_data))
     return store
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's S3 server on loopback for the session (tests use their own bucket names)."""
+    from tests.images.servers import CountingMotoServer
+
+    server = CountingMotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment a user of s3fs would set to reach the S3 server; returns its endpoint."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return str(s3_server.endpoint)
+
+
+_BUCKETS = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def bucket(aws_env: str) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    import boto3
+
+    name = f"cdn-{next(_BUCKETS)}"
+    boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server: `EMAILEXPORT_TEST_POSTGRES_URL` if given, else a throwaway cluster
+    started by `scripts/services` for this session. Unavailable: a skip locally, a failure in CI."""
+    import os
+    import subprocess
+
+    given = os.environ.get("EMAILEXPORT_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    started = subprocess.run([str(ROOT / "scripts" / "services"), "postgres", "start"], capture_output=True,
+                             text=True, timeout=600)
+    values = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+    if started.returncode != 0 or "EMAILEXPORT_TEST_POSTGRES_URL" not in values:
+        message = f"PostgreSQL could not be started by scripts/services:\n{started.stderr[-2000:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield values["EMAILEXPORT_TEST_POSTGRES_URL"]
+    finally:
+        stop = [str(ROOT / "scripts" / "services"), "postgres", "stop", values["EMAILEXPORT_TEST_POSTGRES_DIR"]]
+        subprocess.run(stop, capture_output=True, timeout=120)
