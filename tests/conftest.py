@@ -4,6 +4,7 @@ Prefect test harness for the whole session (starting a server costs seconds)."""
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from emailexport.bundle import import_bundle, load_bundle
 from emailexport.runtime import open_store
 from emailexport.settings import get_settings
 from emailexport.store import Store
+
+# Tests must not reach the internet: Prefect's servers would otherwise send usage telemetry.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -42,7 +42,8 @@ def test_always_500_gives_up_naming_the_image(images: ImageServer):
     assert "SECRET" not in message and images.hits["/down/d.png?signature=SECRET"] == 2
 
 
-def test_a_response_slower_than_the_timeout_fails(images: ImageServer):
+def test_a_response_slower_than_the_timeout_fails(images: ImageServer, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EMAILEXPORT_IMAGES_TIMEOUT_SECONDS", "0.5")
     started = time.monotonic()
     with pytest.raises(TransientError, match=r"image s \(.*/slow/s.png\): timed out after 0.5 s"):
         _fetcher().fetch("s", images.url("/slow/s.png"))
