@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.cdn import CDN_CONNECTORS
+from connectors.errors import ConnectorNotFoundError
+from connectors.registry import esp_connector_class
 from emailexport.errors import NotFoundError, ValidationFailed
 from emailexport.locales import LOCALES
 from emailexport.models import (
@@ -27,12 +29,8 @@ from emailexport.models import (
 )
 from emailexport.store import Store
 
-__all__ = ["SUPPORTED_EXPORT_TYPES", "SUPPORTED_IMAGE_MODES", "ValidatedExport", "validate_export_request"]
+__all__ = ["ValidatedExport", "validate_export_request"]
 
-# What this version can produce; the contract's other values are refused with a clear message
-# instead of being accepted and failing later.
-SUPPORTED_EXPORT_TYPES = ("html", "json")
-SUPPORTED_IMAGE_MODES = ("use_cdn", "include_in_zip", "use_cdn_connector")
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,13 @@ class ValidatedExport:
     connector: Connector | None
     profile: DynamicContentProfile | None
     cdn_connector: CdnConnector | None
+
+    @property
+    def integration_name(self) -> str | None:
+        """The ESP's display name ("Brevo") for connector exports, as the record shows it."""
+        if self.request.export_type != "connector" or self.connector is None:
+            return None
+        return esp_connector_class(self.connector.type).integration_name
 
 
 def parse_body(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
@@ -118,14 +123,11 @@ def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: 
     export_type = data.get("export_type")
     found: dict[str, Any] = {"email": None, "connector": None, "profile": None, "cdn_connector": None}
 
-    if export_type in ("html", "connector", "json", "pdf") and export_type not in SUPPORTED_EXPORT_TYPES:
-        errors["export_type"].append(f"export type {export_type} is not available in this version "
-                                     f"(available: {', '.join(SUPPORTED_EXPORT_TYPES)})")
+    for path in _nul_paths(data):
+        errors[path].append("must not contain NUL characters")
     image_mode = options.get("image_mode", "use_cdn")
     if image_mode == "include_in_zip" and export_type == "connector":
         errors["options.image_mode"].append("include_in_zip is not valid for connector exports")
-    elif image_mode in ("include_in_zip", "use_cdn_connector") and image_mode not in SUPPORTED_IMAGE_MODES:
-        errors["options.image_mode"].append(f"image mode {image_mode} is not available in this version")
 
     email_id = _int_or_none(data.get("email_id"))
     if email_id is not None:
@@ -149,6 +151,10 @@ def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: 
         found["connector"] = store.get(workspace_id, Connector, connector_id)
         if found["connector"] is None:
             errors["connector_id"].append(f"connector {connector_id} not found in this workspace")
+        elif export_type == "connector":
+            _check_connector_options(found["connector"], options, errors)
+    if export_type != "connector" and options.get("export_field_values"):
+        errors["options.export_field_values"].append("is only used by connector exports")
 
     profile_id = data.get("dynamic_content_profile_id")
     if isinstance(profile_id, str):
@@ -168,6 +174,38 @@ def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: 
                 f"CDN connector {cdn_id} has type {found['cdn_connector'].type!r}, which is not supported "
                 f"(known types: {', '.join(sorted(CDN_CONNECTORS))})")
     return found
+
+
+def _check_connector_options(connector: Connector, options: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """The connector's type must exist; export_field_values and per_locale_options must be what
+    that connector declares."""
+    try:
+        cls = esp_connector_class(connector.type)
+    except ConnectorNotFoundError as exc:
+        errors["connector_id"].append(f"connector {connector.id}: {exc}")
+        return
+    fields = options.get("export_field_values")
+    per_locale = options.get("per_locale_options")
+    fields = fields if isinstance(fields, dict) else {}
+    per_locale = {k: v for k, v in per_locale.items() if isinstance(v, dict)} if isinstance(per_locale, dict) else {}
+    for path, messages in cls.check_options(fields, per_locale).items():
+        errors[path].extend(messages)
+
+
+def _nul_paths(value: Any, path: str = "") -> list[str]:
+    """Field paths whose string (or key) holds a NUL character: PostgreSQL cannot store one."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for key, inner in value.items():
+            shown = str(key).replace("\x00", "\\0")
+            inner_path = f"{path}.{shown}" if path else shown
+            found += [inner_path] if "\x00" in str(key) else _nul_paths(inner, inner_path)
+        return found
+    if isinstance(value, list):
+        return [p for item in value for p in _nul_paths(item, path)]
+    return []
 
 
 def _check_locales(locales: list[Any], email: Email | None, errors: dict[str, list[str]]) -> None:

@@ -19,9 +19,12 @@ from emailexport.errors import EmailExportError, ValidationFailed
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
 from emailexport.settings import get_settings
+from tasks.checks import check_locales
 from tasks.images import apply_image_errors, place_images, with_image_urls
 from tasks.load import load_export
 from tasks.package import Outputs, slug, write_outputs
+from tasks.pdfs import render_pdf_files
+from tasks.push import PushOutcome, push_locales
 from tasks.record import record_result
 from tasks.render import render_locale
 from tasks.report import publish_report
@@ -103,17 +106,30 @@ def export_email(export_id: int) -> State:
     futures = render_locale.map(locale=locales, inp=[inputs[loc] for loc in locales])
     renders, cached = _collect(export_id, locales, futures)
     renders = apply_image_errors(renders, placed)
+    renders = check_locales(renders, inputs)
 
     base_errors: list[str] = []
     outputs: Outputs | None = None
-    try:
-        outputs = write_outputs(job.record, list(renders.values()), placed.zip_files(list(renders.values())))
-    except EmailExportError as exc:
-        base_errors.append(f"writing the outputs failed: {exc}")
-    except OSError as exc:
-        base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
+    pushed: dict[str, PushOutcome] | None = None
+    export_type = job.record.export_type
+    if export_type == "connector" and job.connector is not None:
+        logger.info("Export %s: pushing %d locale(s) to %s", export_id, sum(r.ok for r in renders.values()),
+                    job.connector.name)
+        pushed = push_locales(job.record, job.connector, renders, store)
+    else:
+        pdfs: dict[str, bytes] | None = None
+        zip_images = placed.zip_files(list(renders.values()))
+        if export_type == "pdf":
+            pdfs, renders = render_pdf_files(renders, zip_images)
+            zip_images = {}  # the PDFs embed them; the pdf zip holds only PDFs
+        try:
+            outputs = write_outputs(job.record, list(renders.values()), zip_images, pdfs)
+        except EmailExportError as exc:
+            base_errors.append(f"writing the outputs failed: {exc}")
+        except OSError as exc:
+            base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
 
-    record = record_result(job.record, renders, base_errors, outputs)
+    record = record_result(job.record, renders, base_errors, outputs, pushed)
     publish_report(record, renders, cached, list(placed.outcomes.values()))
     failed = [loc for loc, r in record.results.items() if r.status != "completed"]
     logger.info("Export %s %s: %d of %d locale(s) delivered, %d from cache%s", export_id, record.status,

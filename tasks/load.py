@@ -36,6 +36,7 @@ class ExportJob(BaseModel):
     email: Email
     inputs: dict[str, LocaleRenderInput]
     cdn_connector: CdnConnector | None = None
+    connector: Connector | None = None
 
 
 def _walk(value: Any, strings: list[str], image_ids: set[str], conditional_ids: set[int]) -> None:
@@ -123,7 +124,7 @@ def build_job(store: Store, record: ExportRecord) -> ExportJob:
             minify_html=record.options.minify_html,
             image_mode=record.options.image_mode,
         )
-    return ExportJob(record=record, email=email, inputs=inputs, cdn_connector=cdn)
+    return ExportJob(record=record, email=email, inputs=inputs, cdn_connector=cdn, connector=connector)
 
 
 @task(

@@ -63,6 +63,22 @@ def _manifest(record: ExportRecord, renders: Sequence[LocaleRender], files: dict
     }
 
 
+def zip_archive(record: ExportRecord, renders: Sequence[LocaleRender], files: Mapping[str, bytes]) -> bytes:
+    """A zip of `files` plus manifest.json (locales, and each file's size and sha256)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(files.items()):
+            archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED)
+        manifest = json.dumps(_manifest(record, renders, dict(files)), indent=2, ensure_ascii=False).encode()
+        archive.writestr(zipfile.ZipInfo("manifest.json", _ZIP_TIME), manifest, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def build_pdf_zip(record: ExportRecord, renders: Sequence[LocaleRender], pdfs: Mapping[str, bytes]) -> bytes:
+    """`<locale>.pdf` for each locale whose PDF rendered, and manifest.json."""
+    return zip_archive(record, renders, {f"{locale}.pdf": pdf for locale, pdf in pdfs.items()})
+
+
 def build_html_zip(record: ExportRecord, renders: Sequence[LocaleRender],
                    extra: Mapping[str, bytes] | None = None, *, locale_files: bool = True) -> bytes:
     """`<locale>/index.html`, `<locale>/index.txt` for each locale that rendered, `extra` files
@@ -72,13 +88,7 @@ def build_html_zip(record: ExportRecord, renders: Sequence[LocaleRender],
         if r.ok and locale_files:
             files[f"{r.locale}/index.html"] = r.html.encode("utf-8")
             files[f"{r.locale}/index.txt"] = r.plaintext.encode("utf-8")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in sorted(files.items()):
-            archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED)
-        manifest = json.dumps(_manifest(record, renders, files), indent=2, ensure_ascii=False).encode()
-        archive.writestr(zipfile.ZipInfo("manifest.json", _ZIP_TIME), manifest, compress_type=zipfile.ZIP_DEFLATED)
-    return buffer.getvalue()
+    return zip_archive(record, renders, files)
 
 
 def build_json_document(record: ExportRecord, renders: Sequence[LocaleRender]) -> bytes:
@@ -104,8 +114,9 @@ def build_json_document(record: ExportRecord, renders: Sequence[LocaleRender]) -
     name="write-outputs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
     retry_condition_fn=retry_unless_terminal,
 )
-def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dict[str, bytes] | None = None) -> Outputs:
-    """Write the files of an html or json export; nothing is written when no locale rendered.
+def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dict[str, bytes] | None = None,
+                  pdfs: dict[str, bytes] | None = None) -> Outputs:
+    """Write the files of an html, json or pdf export; nothing is written when no locale rendered.
     `images` (`images/<name>` -> bytes, include_in_zip) go into the zip; a json export with images
     gets a zip too: the JSON document at its root beside `images/`."""
     if not any(r.ok for r in renders):
@@ -126,4 +137,8 @@ def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dic
             bundle = build_html_zip(record, renders, {**images, JSON_IN_ZIP: data}, locale_files=False)
             outputs.files[storage.write(keys["zip"], bundle)] = len(bundle)
             outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
+    elif record.export_type == "pdf" and pdfs:
+        data = build_pdf_zip(record, renders, pdfs)
+        outputs.files[storage.write(keys["zip"], data)] = len(data)
+        outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     return outputs

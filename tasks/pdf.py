@@ -15,8 +15,6 @@ WeasyPrint lays the email out as a print document. Three things make that safe a
 from __future__ import annotations
 
 import concurrent.futures
-import io
-import json
 import logging
 import mimetypes
 import multiprocessing
@@ -24,7 +22,6 @@ import os
 import pickle
 import posixpath
 import re
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -32,13 +29,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
-    from emailexport.models import ExportRecord
-    from emailexport.render.result import LocaleRender
+    pass
 
 # Worker processes import this module to run `_worker_render`: it must stay light (no Prefect,
 # no pydantic models at import time) so a worker starts in the time WeasyPrint takes to load.
 
-__all__ = ["PAGE_CSS", "Fetch", "PdfRenderError", "build_pdf_zip", "render_pdf", "render_pdfs"]
+__all__ = ["PAGE_CSS", "Fetch", "PdfRenderError", "render_pdf", "render_pdfs"]
 
 Fetch = Callable[[str], tuple[bytes, str]]
 """An http(s) URL -> (body, content type); raises on anything it will not or cannot fetch."""
@@ -314,34 +310,3 @@ def _init_worker(base_url: str | None, fetch: Fetch | None, images: Mapping[str,
 def _worker_render(html: str) -> tuple[bytes, list[str]]:
     assert _worker_job is not None, "_init_worker runs first in every worker process"
     return _worker_job.render(html)
-
-
-# ---------------------------------------------------------------------------------------------
-# The zip (CONTRACT.md: a zip of `<locale>.pdf`), with the same manifest as the html export's.
-
-
-def build_pdf_zip(
-    record: ExportRecord, renders: Sequence[LocaleRender], pdfs: Mapping[str, bytes | Exception]
-) -> bytes:
-    """`<locale>.pdf` for each locale whose PDF rendered, and manifest.json."""
-    from tasks.package import _ZIP_TIME, _manifest
-
-    files = {f"{locale}.pdf": pdf for locale, pdf in pdfs.items() if isinstance(pdf, bytes)}
-    # A locale whose PDF failed is reported failed in the manifest, like one whose render failed.
-    manifest_renders = [
-        r if isinstance(pdfs.get(r.locale), bytes) or not r.ok
-        else r.model_copy(update={"errors": [f"PDF: {pdfs.get(r.locale, 'not rendered')}"]})
-        for r in renders
-    ]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in sorted(files.items()):
-            archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED)
-        manifest = _manifest(record, manifest_renders, files)
-        archive.writestr(zipfile.ZipInfo("manifest.json", _ZIP_TIME), _json(manifest),
-                         compress_type=zipfile.ZIP_DEFLATED)
-    return buffer.getvalue()
-
-
-def _json(document: Any) -> bytes:
-    return json.dumps(document, indent=2, ensure_ascii=False).encode()

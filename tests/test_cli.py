@@ -26,7 +26,7 @@ def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         (["--email", "1", "--locales", "en-US,fr-FR"], "options.locales: fr-FR is not a locale of email 1"),
         (["--email", "1", "--locales", "xx-XX"], "options.locales: 'xx-XX' is not a supported locale"),
         (["--email", "1", "--profile", "nope"], "dynamic_content_profile_id: dynamic content profile nope not found"),
-        (["--email", "1", "--type", "pdf"], "export type pdf is not available in this version"),
+        (["--email", "1", "--type", "connector"], "connector_id: is required when export_type is connector"),
     ],
 )
 def test_bad_export_requests_are_messages_not_tracebacks(mini, monkeypatch, capsys, args, expected):

@@ -34,7 +34,8 @@ from emailexport.bundle import import_bundle, load_bundle
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
 from emailexport.settings import Settings
-from tasks.pdf import PdfRenderError, build_pdf_zip, render_pdf, render_pdfs
+from tasks.package import build_pdf_zip
+from tasks.pdf import PdfRenderError, render_pdf, render_pdfs
 from tasks.render import render_locale
 from tests.conftest import EXAMPLE
 from tests.helpers import create_export, render_inputs
@@ -395,9 +396,10 @@ def _counting_fetch(calls: list[str], url: str) -> tuple[bytes, str]:
 def test_pdf_zip_holds_a_pdf_per_locale_and_a_manifest(store, example, pdfs):
     import_bundle(store, load_bundle(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))))
     record = create_export(store, 1, 1, ["en-US", "ar-SA", "ja-JP"], export_type="pdf")
-    renders = [example[loc] for loc in ("en-US", "ar-SA", "ja-JP")]
-    results: dict[str, bytes | Exception] = {"en-US": _pdf(pdfs, "en-US"), "ar-SA": _pdf(pdfs, "ar-SA"),
-                                             "ja-JP": PdfRenderError("WeasyPrint could not render the PDF: boom")}
+    # ja-JP's PDF failed: the PDF stage has made that locale failed, and it has no PDF
+    failed = example["ja-JP"].model_copy(update={"errors": ["PDF: WeasyPrint could not render the PDF: boom"]})
+    renders = [example["en-US"], example["ar-SA"], failed]
+    results = {"en-US": _pdf(pdfs, "en-US"), "ar-SA": _pdf(pdfs, "ar-SA")}
     archive = zipfile.ZipFile(io.BytesIO(build_pdf_zip(record, renders, results)))
     assert sorted(archive.namelist()) == ["ar-SA.pdf", "en-US.pdf", "manifest.json"]
     assert archive.read("ar-SA.pdf") == results["ar-SA"]

@@ -86,7 +86,7 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
                 workspace=checked.workspace, email=checked.email, export_type=req.export_type, options=req.options,
                 connector_id=req.connector_id, cdn_connector_id=req.cdn_connector_id,
                 dynamic_content_profile_id=req.dynamic_content_profile_id,
-                integration_name=checked.connector.name if checked.connector else None,
+                integration_name=checked.integration_name,
                 idempotency_key=idempotency_key or None,
             )
         except IntegrityError:

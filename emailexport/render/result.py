@@ -20,6 +20,7 @@ class LocaleRender(BaseModel):
     conditional_ids: list[int] = []
     personalization_tag_ids: list[int] = []
     image_ids: list[str] = []
+    findings: list[str] = []  # pre-export checks ("<message> [<code>]"), also in warnings or errors
 
     @property
     def ok(self) -> bool:

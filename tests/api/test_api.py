@@ -82,7 +82,7 @@ def test_unknown_workspace_and_records_are_404(api, workspaces):
 
 
 def test_422_reports_every_problem_by_field_path_and_creates_nothing(api, workspaces):
-    body = {"email_id": 1, "export_type": "pdf", "bogus": 1,
+    body = {"email_id": 1, "export_type": "connector", "bogus": 1,
             "options": {"locales": ["en-US", "en-US", "fr-FR", "xx-XX"], "per_locale_options": {"de-DE": {}}}}
     response = api.post(URL.format(3), json=body, headers=auth())
     assert response.status_code == 422
@@ -90,7 +90,7 @@ def test_422_reports_every_problem_by_field_path_and_creates_nothing(api, worksp
     assert set(payload) == {"message", "errors"} and payload["message"] == "Failed to save"
     errors = payload["errors"]
     assert errors["bogus"] == ["is not a known field"]
-    assert errors["export_type"] == ["export type pdf is not available in this version (available: html, json)"]
+    assert errors["connector_id"] == ["is required when export_type is connector"]
     assert "en-US is listed more than once" in errors["options.locales"]
     assert any("fr-FR is not a locale of email 1" in m for m in errors["options.locales"])
     assert "'xx-XX' is not a supported locale" in errors["options.locales"]
