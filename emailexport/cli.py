@@ -62,7 +62,7 @@ def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
         workspace=checked.workspace, email=checked.email, export_type=request.export_type,
         options=request.options, connector_id=request.connector_id, cdn_connector_id=request.cdn_connector_id,
         dynamic_content_profile_id=request.dynamic_content_profile_id,
-        integration_name=checked.connector.name if checked.connector else None,
+        integration_name=checked.integration_name,
     )
     console.print(f"Export {record.id} created: {request.export_type} of {checked.email.name!r}, "
                   f"{len(request.options.locales)} locale(s); running flow export-{record.id} ...")
@@ -76,19 +76,24 @@ def print_record(record: ExportRecord, as_json: bool = False) -> None:
         return
     colour = {"completed": "green", "failed": "red"}.get(record.status, "yellow")
     table = Table(title=f"Export {record.id}: {record.email.name} [{colour}]{record.status}[/]")
-    for column in ("locale", "status", "size", "warnings", "errors"):
+    pushed = record.export_type == "connector"
+    for column in ("locale", "status", "resource" if pushed else "size", "warnings", "errors"):
         table.add_column(column)
     for locale in record.options.locales:
         outcome = record.results.get(locale)
         warnings = record.warnings.get(locale) or []
         errors = record.export_errors.get(locale) or []
-        table.add_row(locale, outcome.status if outcome else "-",
-                      f"{outcome.size_bytes:,} B" if outcome and outcome.size_bytes else "-",
-                      "\n".join(warnings), "\n".join(errors))
+        if pushed:
+            third = (outcome.resource_id or "-") if outcome else "-"
+        else:
+            third = f"{outcome.size_bytes:,} B" if outcome and outcome.size_bytes else "-"
+        table.add_row(locale, outcome.status if outcome else "-", third, "\n".join(warnings), "\n".join(errors))
     console.print(table)
     for error in record.export_errors.get("base") or []:
         console.print(f"[red]error:[/] {error}")
-    for label, url in (("zip", record.download_zip_url), ("json", record.download_json_url)):
+    opened = f"open in {record.integration_name}" if record.integration_name else "open"
+    for label, url in (("zip", record.download_zip_url), ("json", record.download_json_url),
+                       (opened, record.open_in_integration_url)):
         if url:
             console.print(f"[bold]{label}:[/] {url}")
 
@@ -96,10 +101,16 @@ def print_record(record: ExportRecord, as_json: bool = False) -> None:
 @app.command("export")
 def export(
     email: Annotated[int, typer.Option("--email", help="email id")],
-    export_type: Annotated[str, typer.Option("--type", help="html or json")] = "html",
+    export_type: Annotated[str, typer.Option("--type", help="html, json, pdf or connector")] = "html",
     locales: Annotated[str, typer.Option("--locales", help="comma-separated, e.g. en-US,de-DE; default: all")] = "",
     profile: Annotated[str | None, typer.Option("--profile", help="dynamic content profile id")] = None,
     minify: Annotated[bool, typer.Option("--minify", help="minify the HTML")] = False,
+    connector: Annotated[int | None, typer.Option("--connector", help="ESP connector id (--type connector)")] = None,
+    image_mode: Annotated[str, typer.Option("--image-mode",
+                                            help="use_cdn, include_in_zip or use_cdn_connector")] = "use_cdn",
+    cdn_connector: Annotated[int | None, typer.Option("--cdn-connector", help="CDN connector id")] = None,
+    update_previous: Annotated[bool, typer.Option("--update-previous",
+                                                  help="update the ESP resources of the last export")] = False,
     workspace: Annotated[int, typer.Option("--workspace", help="workspace id")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
 ) -> None:
@@ -110,12 +121,60 @@ def export(
     if not chosen:
         found = open_store().get(workspace, Email, email)
         chosen = list(found.locales) if found else []
+    options: dict[str, object] = {"locales": chosen, "minify_html": minify, "image_mode": image_mode}
+    if update_previous:
+        options["update_previous_export"] = True
     body = {"email_id": email, "export_type": export_type, "dynamic_content_profile_id": profile,
-            "options": {"locales": chosen, "minify_html": minify}}
+            "connector_id": connector, "cdn_connector_id": cdn_connector, "options": options}
     record = run_export(workspace, body)
     print_record(record, as_json)
     if record.status != "completed":
         raise typer.Exit(3)
+
+
+@app.command("bulk")
+def bulk(
+    file: Annotated[str, typer.Argument(help="CSV file: a path or a storage URL (s3://...)")],
+    force: Annotated[bool, typer.Option("--force", help="export rows again even if their export completed")] = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="exports at once (local mode)")] = None,
+) -> None:
+    """Export every row of a CSV file (CONTRACT.md, CSV bulk mode); exit 1 when a row failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
+
+    counts = dict.fromkeys(("validated", "created", "completed", "failed", "skipped", "invalid"), 0)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        bar = progress.add_task("reading", total=None)
+
+        def on_event(event: str) -> None:
+            counts[event] += 1
+            done = counts["completed"] + counts["failed"]
+            progress.update(bar, total=max(counts["created"], 1), completed=done, description=(
+                f"{counts['validated']} validated, {counts['created']} runs created, {counts['completed']} completed, "
+                f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['invalid']} invalid"))
+
+        set_progress_listener(on_event)
+        try:
+            state = bulk_export(csv_url=file, force=force, concurrency=concurrency, return_state=True)
+        finally:
+            set_progress_listener(None)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, BulkSummary):
+        raise EmailExportError(state.message or "the bulk export failed")
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    for row in summary.rows:
+        if row.status in ("invalid", "failed", "running"):
+            err.print(f"[red]row {row.row}[/] ({row.status}{f', export {row.export_id}' if row.export_id else ''}):")
+            for error in row.errors:
+                err.print(f"  {error}")
+    console.print(summary.line())
+    console.print("Summary: the bulk-export-rows and bulk-export-summary artifacts in the Prefect UI"
+                  + (f"; every row in {summary.summary_url}" if summary.summary_url else ""))
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 @app.command("show")
@@ -228,8 +287,13 @@ def serve(
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into messages."""
+    # The embedded Prefect server would otherwise try to send usage telemetry to the internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except EmailExportError as exc:
         _fail(exc)
         sys.exit(2)

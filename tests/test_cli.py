@@ -58,3 +58,13 @@ def test_demo_imports_the_example_and_exports_html_and_json(store, monkeypatch, 
     assert total == 2 and {r.export_type for r in records} == {"html", "json"}
     assert all(r.status == "completed" and len(r.results) == 6 for r in records)
     assert "zip:" in out and "json:" in out
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_export_exits_3(mini, mini_data, monkeypatch, capsys):
+    from emailexport.bundle import import_bundle, load_bundle
+
+    mini_data["design_systems"][0]["components"][1]["template"] = "<tr><td>{{ nothing_here }}</td></tr>"
+    import_bundle(mini, load_bundle(mini_data))
+    code, out, _ = _cli(monkeypatch, capsys, "export", "--workspace", "3", "--email", "1", "--locales", "en-US")
+    assert code == 3 and "failed" in out

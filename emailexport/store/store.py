@@ -247,6 +247,17 @@ class Store:
             )
             return [_record(r) for r in rows], total
 
+    def exports_for_key(self, workspace_id: int, key: str) -> list[ExportRecord]:
+        """Records whose idempotency key is `key` or `key:<n>` (a bulk row's retries), newest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(ExportRow).where(ExportRow.workspace_id == workspace_id,
+                                        (ExportRow.idempotency_key == key)
+                                        | ExportRow.idempotency_key.startswith(f"{key}:", autoescape=True))
+                .order_by(ExportRow.id.desc())
+            )
+            return [_record(r) for r in rows]
+
     def exports_in_progress(self, limit: int = 500) -> list[ExportRecord]:
         """The oldest in_progress records of every workspace (what the reconciler checks)."""
         with self.session() as s:

@@ -152,6 +152,33 @@ def test_a_flow_process_killed_with_sigkill_fails_its_record_within_a_bound(serv
     assert time.monotonic() - killed_at < 45
 
 
+def test_a_bulk_csv_becomes_deployment_runs_executed_by_the_runner(served, tmp_path):
+    """20 rows, 3 bad: `emailexport bulk` against the served Prefect server creates a run of the
+    export-email deployment per good row; the runner executes them; the bad rows are reported."""
+    lines = ["workspace_id,email_id,export_type,locales,resource_name"]
+    bad = {5: "3,1,html,xx-XX,r5", 11: "3,404,html,en-US,r11", 17: "3,1,pdf,en-US|fr-FR,r17"}
+    for number in range(2, 22):
+        lines.append(bad.get(number, f"3,1,{'json' if number % 3 else 'html'},en-US|de-DE,row {number}"))
+    csv_file = tmp_path / "bulk.csv"
+    csv_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EMAILEXPORT_"))}
+    env.update(EMAILEXPORT_DATA_DIR=str(served.data_dir), PREFECT_API_URL=served.prefect,
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", COLUMNS="200")
+    before = served.store.list_exports(3, per=1)[1]
+    done = subprocess.run([str(Path(sys.executable).parent / "emailexport"), "bulk", str(csv_file)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stdout + done.stderr  # bad rows make the run fail
+    assert "20 rows read, 17 exports created, 17 completed, 0 failed, 0 skipped, 3 invalid" in done.stdout, (
+        done.stdout + done.stderr)
+    for number in bad:
+        assert f"row {number} (invalid)" in done.stderr
+    records, total = served.store.list_exports(3, per=17)
+    assert total == before + 17 and all(r.status == "completed" and r.flow_run_id for r in records)
+    runs = httpx.post(f"{served.prefect}/flow_runs/filter",
+                      json={"flow_runs": {"id": {"any_": [r.flow_run_id for r in records]}}}).json()
+    assert len(runs) == 17 and all(run["deployment_id"] for run in runs)  # deployment runs, not local
+
+
 def test_sigint_stops_the_server_the_runner_and_the_api_leaving_no_process(served):
     tree = descendants(served.process.pid)
     assert len(tree) >= 3

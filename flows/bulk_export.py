@@ -1,0 +1,335 @@
+"""`bulk-export`: a CSV of export specs -> one export record and one flow run per good row.
+
+Every row is validated like an API body (`validate_export_request`); a bad row is reported with
+its row number and field errors and the others go on. Exports progress side by side, never one
+after another (each Prefect flow run idles about 1 s at its end, so a loop would spend most of
+its time waiting):
+
+- **deployment mode** (a Prefect server with the `export-email` deployment, as under
+  `emailexport serve` or `prefect deploy`): each row becomes a flow run of that deployment,
+  executed by the runner or workers with their own concurrency limit; this flow waits for the
+  records to end.
+- **local mode** (the embedded default): each row's `export-email` flow runs in this process, on
+  a thread pool of `concurrency` threads.
+
+Either way each export is its own flow run with its own record. A row whose export already
+completed is skipped (its key: the `idempotency_key` column, else a hash of the row), so running a
+file again, or resuming after a crash, creates nothing twice; `force` exports again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, Failed, State
+
+from emailexport.bulk import BulkFileError, CsvRow, read_rows, row_key
+from emailexport.errors import EmailExportError, NotFoundError, ValidationFailed
+from emailexport.models import ExportRecord
+from emailexport.runtime import open_storage, open_store
+from emailexport.settings import get_settings
+from emailexport.store import Store
+from emailexport.validation import validate_export_request
+
+__all__ = ["BulkSummary", "RowResult", "bulk_export", "run_bulk", "set_progress_listener"]
+
+RowStatus = Literal["invalid", "skipped", "completed", "failed", "running"]
+ARTIFACT_ROWS = 1000  # the UI table; the full summary is a CSV file in output storage
+START_ATTEMPTS = 3  # a run Prefect refused to create (e.g. 503 from a busy server) is tried again
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: RowStatus
+    export_id: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BulkSummary:
+    source: str
+    mode: str
+    concurrency: int
+    rows: list[RowResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary_url: str | None = None
+
+    def count(self, status: RowStatus) -> int:
+        return sum(1 for r in self.rows if r.status == status)
+
+    @property
+    def created(self) -> int:
+        return sum(1 for r in self.rows if r.status in ("completed", "failed", "running") and r.export_id)
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status in ("invalid", "failed", "running") for r in self.rows)
+
+    def line(self) -> str:
+        return (f"{len(self.rows)} rows read, {self.created} exports created, {self.count('completed')} completed, "
+                f"{self.count('failed')} failed, {self.count('skipped')} skipped, {self.count('invalid')} invalid"
+                + (f", {self.count('running')} still running" if self.count("running") else ""))
+
+
+Progress = Callable[[str], None]  # "validated", "created", "completed", "failed", "skipped", "invalid"
+_listener: Progress | None = None
+
+
+def set_progress_listener(listener: Progress | None) -> None:
+    """In-process progress events (the CLI's progress bar); flows run elsewhere send none."""
+    global _listener
+    _listener = listener
+
+
+def _emit(event: str) -> None:
+    if _listener is not None:
+        _listener(event)
+
+
+# -- one row --------------------------------------------------------------------------------
+
+
+def _check_row(store: Store, row: CsvRow) -> tuple[object | None, list[str]]:
+    """The validated request, or the row's errors as `path: message` lines (all of them)."""
+    errors = {k: list(v) for k, v in row.errors.items()}
+    checked = None
+    if row.workspace_id is not None:
+        try:
+            checked = validate_export_request(store, row.workspace_id, row.body)
+        except ValidationFailed as exc:
+            for path, messages in exc.errors.items():
+                errors.setdefault(path, []).extend(m for m in messages if m not in errors.get(path, []))
+        except NotFoundError:
+            errors.setdefault("workspace_id", []).append(f"workspace {row.workspace_id} not found")
+    lines = [f"{path}: {message}" for path, messages in errors.items() for message in messages]
+    return (None if lines else checked), lines
+
+
+def _create(store: Store, checked: object, key: str, attempt: int) -> ExportRecord:
+    from emailexport.validation import ValidatedExport
+
+    assert isinstance(checked, ValidatedExport)
+    request = checked.request
+    return store.create_export(
+        workspace=checked.workspace, email=checked.email, export_type=request.export_type,
+        options=request.options, connector_id=request.connector_id, cdn_connector_id=request.cdn_connector_id,
+        dynamic_content_profile_id=request.dynamic_content_profile_id, integration_name=checked.integration_name,
+        idempotency_key=key if attempt == 0 else f"{key}:{attempt}",
+    )
+
+
+# -- launching ------------------------------------------------------------------------------
+
+
+class LocalLauncher:
+    """Runs each export's flow in this process, `concurrency` at a time."""
+
+    mode = "local"
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk-export")
+        self._slots = threading.BoundedSemaphore(concurrency * 2)  # bounded backlog: bounded memory
+
+    def launch(self, record: ExportRecord, on_done: Callable[[int], None]) -> None:
+        from flows.export_email import export_email
+
+        self._slots.acquire()
+
+        def run() -> None:
+            problem = "the export flow run ended without recording a result"
+            try:
+                for attempt in range(1, START_ATTEMPTS + 1):
+                    try:
+                        export_email(record.id, return_state=True)
+                        break
+                    except Exception as exc:  # Prefect could not even start the run (its API busy: 503)
+                        problem = f"the export flow run could not run: {type(exc).__name__}: {exc}"
+                        started = open_store().export(record.id)
+                        if attempt == START_ATTEMPTS or (started is not None and started.flow_run_id):
+                            break  # it did start: a second run would export twice
+                        time.sleep(attempt * random.uniform(0.5, 1.5))
+            finally:
+                # Nothing else will ever finish this record in local mode (no reconciler runs here).
+                open_store().fail_if_in_progress(record.id, problem)
+                self._slots.release()
+                on_done(record.id)
+
+        self._pool.submit(run)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class DeploymentLauncher:
+    """Creates a run of the export deployment per export; the runner or workers execute them."""
+
+    mode = "deployment"
+
+    def __init__(self, api_url: str, concurrency: int) -> None:
+        from emailexport.api.flow_runs import FlowRuns
+
+        self.concurrency = concurrency
+        self.runs = FlowRuns(api_url, get_settings().export_deployment)
+
+    def launch(self, record: ExportRecord, on_done: Callable[[int], None]) -> None:
+        flow_run_id = self.runs.launch(record)  # ends elsewhere: `_wait` polls the records
+        open_store().update_export(record.id, flow_run_id=flow_run_id)
+
+    def close(self) -> None:
+        self.runs.close()
+
+
+def _launcher(concurrency: int, api_url: str | None) -> LocalLauncher | DeploymentLauncher:
+    if api_url:
+        launcher = DeploymentLauncher(api_url, concurrency)
+        try:
+            launcher.runs.client().read_deployment_by_name(launcher.runs.deployment)
+            return launcher
+        except Exception:  # no server or no deployment: run the exports here instead
+            launcher.close()
+    return LocalLauncher(concurrency)
+
+
+# -- the whole file -------------------------------------------------------------------------
+
+
+def run_bulk(url: str, *, force: bool = False, concurrency: int | None = None, api_url: str | None = None,
+             wait_seconds: float | None = None) -> BulkSummary:
+    """Read, validate and launch every row of the CSV at `url`, wait for the exports, summarize."""
+    settings = get_settings()
+    store = open_store()
+    concurrency = concurrency or settings.bulk_concurrency
+    warnings: list[str] = []
+    rows = read_rows(url, warnings=warnings)
+    first = next(rows, None)  # raises BulkFileError (missing columns, empty file) before anything
+    launcher = _launcher(concurrency, api_url)
+    summary = BulkSummary(source=url, mode=launcher.mode, concurrency=concurrency, warnings=warnings)
+    running: dict[int, RowResult] = {}
+    lock = threading.Lock()
+
+    def finish(export_id: int) -> None:
+        record = store.export(export_id)
+        if record is None or record.status == "in_progress":
+            return
+        with lock:
+            result = running.pop(export_id, None)
+        if result is not None:
+            result.status = "completed" if record.status == "completed" else "failed"
+            result.errors = [f"{where}: {message}" for where, messages in record.export_errors.items()
+                             for message in (messages or [])]
+            _emit(result.status)
+
+    try:
+        for row in itertools.chain([first] if first else [], rows):
+            result = _one_row(store, row, force, launcher, finish, running, lock)
+            summary.rows.append(result)
+    finally:
+        if isinstance(launcher, LocalLauncher):
+            launcher.close()  # waits for the exports still running here
+    deadline = time.monotonic() + (wait_seconds if wait_seconds is not None else settings.bulk_wait_seconds)
+    while running and time.monotonic() < deadline:
+        for export_id in list(running):
+            finish(export_id)
+        if running:
+            time.sleep(0.5)
+    launcher.close()
+    summary.summary_url = _write_summary(summary)
+    return summary
+
+
+def _one_row(store: Store, row: CsvRow, force: bool, launcher: LocalLauncher | DeploymentLauncher,
+             finish: Callable[[int], None], running: dict[int, RowResult], lock: threading.Lock) -> RowResult:
+    checked, errors = _check_row(store, row)
+    _emit("validated")
+    if checked is None:
+        _emit("invalid")
+        return RowResult(row.number, "invalid", errors=errors)
+    key = row_key(row)
+    earlier = store.exports_for_key(row.workspace_id or 0, key)
+    if earlier and not force and earlier[0].status in ("completed", "in_progress"):
+        _emit("skipped")
+        state = "already completed" if earlier[0].status == "completed" else "still in progress"
+        return RowResult(row.number, "skipped", earlier[0].id, [f"export {earlier[0].id} {state}"])
+    record = _create(store, checked, key, len(earlier))
+    result = RowResult(row.number, "running", record.id)
+    with lock:
+        running[record.id] = result
+    _emit("created")
+    try:
+        launcher.launch(record, finish)
+    except EmailExportError as exc:
+        with lock:
+            running.pop(record.id, None)
+        store.fail_if_in_progress(record.id, f"could not start the export: {exc}")
+        _emit("failed")
+        return RowResult(row.number, "failed", record.id, [f"could not start the export: {exc}"])
+    return result
+
+
+def _write_summary(summary: BulkSummary) -> str | None:
+    """The per-row summary as CSV in output storage (the UI table holds the first rows only)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "export_id", "status", "errors"])
+    for r in summary.rows:
+        writer.writerow([r.row, r.export_id or "", r.status, " | ".join(r.errors)])
+    storage = open_storage()
+    key = f"bulk/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-summary.csv"
+    try:
+        storage.write(key, buffer.getvalue().encode("utf-8"))
+    except OSError:
+        return None
+    return storage.download_url(key, "")
+
+
+@flow(name="bulk-export", flow_run_name="bulk-export")
+def bulk_export(csv_url: str | None = None, force: bool = False, concurrency: int | None = None) -> State:
+    """Export every row of the CSV at `csv_url` (default: the `EMAILEXPORT_BULK_CSV_URL` setting)."""
+    logger = get_run_logger()
+    settings = get_settings()
+    url = csv_url or settings.bulk_csv_url
+    if not url:
+        return Failed(message="no CSV given: pass csv_url or set EMAILEXPORT_BULK_CSV_URL")
+    import os
+
+    try:
+        summary = run_bulk(url, force=force, concurrency=concurrency, api_url=os.environ.get("PREFECT_API_URL"))
+    except BulkFileError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
+    logger.info("Bulk export of %s (%s mode, %d at once): %s", url, summary.mode, summary.concurrency, summary.line())
+    publish_bulk_report(summary)
+    if not summary.ok:
+        return Failed(message=summary.line(), data=summary)
+    return Completed(message=summary.line(), data=summary)
+
+
+def publish_bulk_report(summary: BulkSummary) -> None:
+    """A table artifact (one row per CSV row) and a markdown summary in the Prefect UI."""
+    rows = [{"row": r.row, "export_id": r.export_id or "", "status": r.status, "errors": "; ".join(r.errors)}
+            for r in summary.rows[:ARTIFACT_ROWS]]
+    create_table_artifact(key="bulk-export-rows", table=rows, description=f"Bulk export of {summary.source}")
+    lines = [f"# Bulk export of {summary.source}", "", f"- {summary.line()}",
+             f"- mode: {summary.mode}, {summary.concurrency} at once"]
+    if summary.summary_url:
+        lines.append(f"- every row: {summary.summary_url}")
+    if len(summary.rows) > ARTIFACT_ROWS:
+        lines.append(f"- the table shows the first {ARTIFACT_ROWS} rows")
+    lines += [f"- warning: {w}" for w in summary.warnings]
+    create_markdown_artifact(key="bulk-export-summary", markdown="\n".join(lines))
