@@ -35,7 +35,7 @@ from connectors.errors import (
     redact,
 )
 
-__all__ = ["VendorHttp", "retry_after_seconds"]
+__all__ = ["VendorHttp", "error_body", "retry_after_seconds"]
 
 logger = logging.getLogger("emailexport.connectors")
 
@@ -58,12 +58,18 @@ def retry_after_seconds(response: httpx.Response, now: float | None = None) -> f
     return max(0.0, when - (now if now is not None else time.time()))
 
 
-def _vendor_message(response: httpx.Response) -> str:
-    """The vendor's own error text from common body shapes, else the start of the body."""
+def error_body(response: httpx.Response) -> dict[str, Any] | str:
+    """An error response's JSON object, or (no JSON object) the start of its text, for messages."""
     try:
         body: Any = response.json()
     except ValueError:
-        return response.text[:300].strip()
+        return response.text[:300].strip() or response.reason_phrase
+    return body if isinstance(body, dict) else str(body)[:300]
+
+
+def _vendor_message(response: httpx.Response) -> str:
+    """The vendor's own error text from common body shapes, else the start of the body."""
+    body = error_body(response)
     if isinstance(body, dict):
         for key in ("message", "error_description", "error", "detail", "errors", "title"):
             value = body.get(key)

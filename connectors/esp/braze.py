@@ -28,7 +28,7 @@ from connectors.errors import (
     ResourceNotFoundError,
     VendorValidationError,
 )
-from connectors.http import VendorHttp
+from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
 __all__ = ["BrazeConnector", "BrazeCredentials", "BrazeSettings"]
@@ -63,12 +63,9 @@ def braze_rate_limit_reset(response: httpx.Response, now: Callable[[], float] = 
 
 def braze_error_message(response: httpx.Response) -> str:
     """Braze's `{"message": ..., "errors": [...]}` body as one line."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if not isinstance(body, dict):
-        return str(body)[:300]
+    body = error_body(response)
+    if isinstance(body, str):
+        return body
     message = str(body.get("message") or response.reason_phrase)
     errors = body.get("errors")
     if isinstance(errors, list) and errors:

@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 from connectors.base import EspConnector, PushItem, PushResult
-from connectors.http import VendorHttp
+from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
 __all__ = ["BrevoConnector", "BrevoCredentials", "BrevoSettings"]
@@ -67,10 +67,7 @@ def brevo_rate_limit_reset(response: httpx.Response) -> float | None:
 
 def brevo_error_message(response: httpx.Response) -> str:
     """Brevo's error body is {"code": "...", "message": "..."}; a proxy may answer in plain text."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:300].strip() or response.reason_phrase
+    body = error_body(response)
     if isinstance(body, dict) and body.get("message"):
         code = body.get("code")
         return f"{code}: {body['message']}" if code else str(body["message"])

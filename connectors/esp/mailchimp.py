@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.base import EspConnector, PushItem, PushResult
 from connectors.errors import TerminalConnectorError, VendorValidationError
-from connectors.http import VendorHttp
+from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
 __all__ = ["MailchimpConnector", "MailchimpCredentials", "MailchimpSettings", "data_center"]
@@ -55,12 +55,9 @@ def data_center(api_key: str) -> str | None:
 
 def mailchimp_error_message(response: httpx.Response) -> str:
     """A problem+json document (title, detail, field errors) as one line."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if not isinstance(body, dict):
-        return str(body)[:300]
+    body = error_body(response)
+    if isinstance(body, str):
+        return body
     message = ": ".join(str(body[k]) for k in ("title", "detail") if body.get(k)) or response.reason_phrase
     fields = [f"{e.get('field') or '(body)'}: {e.get('message')}" for e in body.get("errors") or []
               if isinstance(e, dict)]

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, HttpUrl, SecretStr
 
 from connectors.base import EspConnector, PushItem, PushResult
 from connectors.errors import ConnectorError, VendorValidationError
-from connectors.http import VendorHttp
+from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
 __all__ = ["SendGridConnector", "SendGridCredentials", "SendGridSettings"]
@@ -68,10 +68,7 @@ def sendgrid_rate_limit_reset(response: httpx.Response, now: float | None = None
 
 def sendgrid_error_message(response: httpx.Response) -> str:
     """SendGrid's error body is {"errors": [{"field": ..., "message": ...}, ...]}: all of them, joined."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:300].strip() or response.reason_phrase
+    body = error_body(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors:
         return "; ".join(f"{e['field']}: {e.get('message')}" if isinstance(e, dict) and e.get("field")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from connectors.base import EspConnector, PushItem, PushResult
 from connectors.errors import AuthenticationError, TerminalConnectorError
-from connectors.http import VendorHttp
+from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
 __all__ = ["SalesforceMarketingCloudConnector", "SfmcCredentials", "SfmcSettings"]
@@ -60,12 +60,9 @@ class SfmcCredentials(BaseModel):
 
 def sfmc_error(response: httpx.Response) -> str:
     """SFMC's error bodies (REST: message/errorcode/validationErrors; OAuth: error/error_description)."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if not isinstance(body, dict):
-        return str(body)[:300]
+    body = error_body(response)
+    if isinstance(body, str):
+        return body
     if "error" in body:
         return f"{body['error']}: {body.get('error_description', '')}".rstrip(": ")
     text = f"{body.get('message', '')} (errorcode {body.get('errorcode')})"
