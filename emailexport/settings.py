@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     render_cache: bool = Field(default=True, description="reuse a locale's render when nothing it depends on changed")
     cache_expiration_days: int = Field(default=30, ge=1)
     runner_limit: int = Field(default=8, ge=1, le=256, description="flow runs `deployments.serve` runs at once")
-    bulk_concurrency: int = Field(default=8, ge=1, le=64, description="exports a local bulk run runs at once")
+    bulk_concurrency: int = Field(default=4, ge=1, le=64, description="exports a local bulk run runs at once")
     bulk_csv_url: str | None = Field(default=None, description="the CSV the scheduled bulk-export reads")
     bulk_wait_seconds: float = Field(default=6 * 3600, ge=0, description="how long a bulk run waits for exports")
     # The API and the reconciler (issue 5). The staleness rule is documented in README "Monitoring".

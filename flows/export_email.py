@@ -106,7 +106,9 @@ def export_email(export_id: int) -> State:
     futures = render_locale.map(locale=locales, inp=[inputs[loc] for loc in locales])
     renders, cached = _collect(export_id, locales, futures)
     renders = apply_image_errors(renders, placed)
-    renders = check_locales(renders, inputs)
+    # Checks and the report run inline (`.fn`): they cannot fail transiently, and a task run costs
+    # several Prefect API writes per export, which is what limits bulk throughput.
+    renders = check_locales.fn(renders, inputs)
 
     base_errors: list[str] = []
     outputs: Outputs | None = None
@@ -130,7 +132,7 @@ def export_email(export_id: int) -> State:
             base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
 
     record = record_result(job.record, renders, base_errors, outputs, pushed)
-    publish_report(record, renders, cached, list(placed.outcomes.values()))
+    publish_report.fn(record, renders, cached, list(placed.outcomes.values()))
     failed = [loc for loc, r in record.results.items() if r.status != "completed"]
     logger.info("Export %s %s: %d of %d locale(s) delivered, %d from cache%s", export_id, record.status,
                 len(locales) - len(failed), len(locales), len(cached),
