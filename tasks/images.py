@@ -7,6 +7,8 @@ still placeholders (DOMAIN.md step 7); the images a locale uses are known from i
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from pydantic import BaseModel
 
-from connectors.cdn import UploadResult, open_cdn
+from connectors.cdn import CdnUploader, UploadResult, open_cdn
 from emailexport.errors import EmailExportError, TransientError
 from emailexport.images.fetch import FetchedImage, ImageFetcher, display_url
 from emailexport.images.naming import zip_entry
@@ -94,11 +96,31 @@ def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="upload-image", task_run_name="upload-image-{fetched.image_id}", cache_policy=NO_CACHE,
       retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_only_transient)
-def upload_image(fetched: FetchedImage, cdn: CdnConnector) -> UploadResult:
+def upload_image(fetched: FetchedImage, session: str) -> UploadResult:
     """Verified bytes -> their URL on the CDN connector (no upload when the key exists)."""
-    credentials = resolve_credentials(cdn.credentials) if cdn.credentials else None
-    return open_cdn(cdn, credentials).upload(fetched.data, sha256=fetched.sha256, extension=fetched.extension,
-                                             content_type=fetched.content_type)
+    with _LOCK:
+        uploader = _UPLOADERS[session]
+    return uploader.upload(fetched.data, sha256=fetched.sha256, extension=fetched.extension,
+                           content_type=fetched.content_type)
+
+
+# One uploader (one S3 client) per export, shared by its upload tasks: creating an s3fs client costs
+# more than checking that a key exists.
+_UPLOADERS: dict[str, CdnUploader] = {}
+_LOCK = threading.Lock()
+
+
+def _open_uploader(cdn: CdnConnector) -> tuple[str | None, str | None]:
+    """A session key for a new uploader of `cdn`, or (None, why not)."""
+    try:
+        credentials = resolve_credentials(cdn.credentials) if cdn.credentials else None
+        uploader = open_cdn(cdn, credentials)
+    except EmailExportError as exc:
+        return None, str(exc)
+    session = uuid.uuid4().hex
+    with _LOCK:
+        _UPLOADERS[session] = uploader
+    return session, None
 
 
 def _error(future: Any) -> str | None:
@@ -121,6 +143,20 @@ def place_images(job: ExportJob) -> PlacedImages:
     if mode == "use_cdn" or not placed.images:
         return placed
     ids = list(placed.images)
+    session, cdn_problem = (None, None)
+    if mode == "use_cdn_connector" and job.cdn_connector is not None:
+        session, cdn_problem = _open_uploader(job.cdn_connector)
+    try:
+        _place(placed, ids, session, cdn_problem)
+    finally:
+        with _LOCK:
+            _UPLOADERS.pop(session or "", None)
+    return placed
+
+
+def _place(placed: PlacedImages, ids: list[str], session: str | None, cdn_problem: str | None) -> None:
+    """Fetch (mapped) and, for the CDN, upload as each fetch finishes; outcomes into `placed`."""
+    mode = placed.mode
     fetches = fetch_image.map(image=[placed.images[i] for i in ids])
     by_future = {id(f): i for i, f in zip(ids, fetches, strict=True)}
     uploads = {}
@@ -135,11 +171,12 @@ def place_images(job: ExportJob) -> PlacedImages:
             placed.data[image_id] = fetched.data
             entry = zip_entry(fetched.sha256, outcome.filename, fetched.extension)
             placed.outcomes[image_id] = outcome.model_copy(update={"status": "placed", "zip_entry": entry})
-        elif job.cdn_connector is None:
-            placed.outcomes[image_id] = outcome.model_copy(update={
-                "status": "failed", "error": f"image {image_id}: the export has no CDN connector"})
+        elif session is None:
+            why = cdn_problem or "the export has no CDN connector"
+            placed.outcomes[image_id] = outcome.model_copy(update={"status": "failed",
+                                                                   "error": f"image {image_id}: {why}"})
         else:  # upload as soon as its fetch is done, while others are still fetching
-            uploads[image_id] = upload_image.submit(fetched, job.cdn_connector)
+            uploads[image_id] = upload_image.submit(fetched, session)
     for image_id, upload in uploads.items():
         outcome = placed.outcomes[image_id]
         if (error := _error(upload)) is not None:
@@ -148,7 +185,6 @@ def place_images(job: ExportJob) -> PlacedImages:
         result: UploadResult = upload.result()
         placed.outcomes[image_id] = outcome.model_copy(update={
             "status": "placed", "cdn_url": result.url, "uploaded": result.uploaded})
-    return placed
 
 
 def with_image_urls(inputs: dict[str, LocaleRenderInput], placed: PlacedImages) -> dict[str, LocaleRenderInput]:
