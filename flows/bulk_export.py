@@ -41,7 +41,7 @@ from emailexport.models import ExportRecord
 from emailexport.runtime import open_storage, open_store
 from emailexport.settings import get_settings
 from emailexport.store import Store
-from emailexport.validation import validate_export_request
+from emailexport.validation import ValidatedExport, validate_export_request
 
 __all__ = ["BulkSummary", "RowResult", "bulk_export", "run_bulk", "set_progress_listener"]
 
@@ -102,7 +102,7 @@ def _emit(event: str) -> None:
 # -- one row --------------------------------------------------------------------------------
 
 
-def _check_row(store: Store, row: CsvRow) -> tuple[object | None, list[str]]:
+def _check_row(store: Store, row: CsvRow) -> tuple[ValidatedExport | None, list[str]]:
     """The validated request, or the row's errors as `path: message` lines (all of them)."""
     errors = {k: list(v) for k, v in row.errors.items()}
     checked = None
@@ -118,10 +118,7 @@ def _check_row(store: Store, row: CsvRow) -> tuple[object | None, list[str]]:
     return (None if lines else checked), lines
 
 
-def _create(store: Store, checked: object, key: str, attempt: int) -> ExportRecord:
-    from emailexport.validation import ValidatedExport
-
-    assert isinstance(checked, ValidatedExport)
+def _create(store: Store, checked: ValidatedExport, key: str, attempt: int) -> ExportRecord:
     request = checked.request
     return store.create_export(
         workspace=checked.workspace, email=checked.email, export_type=request.export_type,

@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from pydantic import BaseModel
 
 from connectors.cdn import CdnUploader, UploadResult, open_cdn
-from emailexport.errors import EmailExportError, TransientError
+from emailexport.errors import EmailExportError
 from emailexport.images.fetch import FetchedImage, ImageFetcher, display_url
 from emailexport.images.naming import zip_entry
 from emailexport.images.settings import ImageSettings
@@ -28,6 +28,7 @@ from emailexport.render import LocaleRenderInput
 from emailexport.render.result import LocaleRender
 from emailexport.secrets import resolve_credentials
 from tasks.load import ExportJob
+from tasks.retry import retry_only_transient
 
 __all__ = ["ImageOutcome", "PlacedImages", "apply_image_errors", "fetch_image", "place_images", "plan_images",
            "upload_image", "with_image_urls"]
@@ -87,11 +88,6 @@ def fetch_image(image: Image) -> FetchedImage:
     """A library image -> its verified bytes. No Prefect retries: the fetcher retries transient
     failures itself, because honouring Retry-After and jittering each delay need the response."""
     return ImageFetcher(ImageSettings()).fetch(image.id, image.public_url)
-
-
-def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a timeout, a throttle or a 5xx from the store; never a bug or a refusal."""
-    return isinstance(state.result(raise_on_failure=False), TransientError)
 
 
 @task(name="upload-image", task_run_name="upload-image-{fetched.image_id}", cache_policy=NO_CACHE,

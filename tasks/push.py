@@ -24,7 +24,7 @@ from emailexport.models import Connector, ExportRecord
 from emailexport.render.result import LocaleRender
 from emailexport.secrets import resolve_credentials
 from emailexport.store import Store
-from tasks.retry import retry_unless_terminal
+from tasks.retry import retry_only_transient
 
 __all__ = [
     "PushOutcome",
@@ -99,7 +99,7 @@ def open_connector(connector: Connector, credentials: Mapping[str, str] | None =
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
-    retry_condition_fn=retry_unless_terminal,
+    retry_condition_fn=retry_only_transient,
 )
 def push_locale(locale: str, session: str, item: PushItem, previous_resource_id: str | None) -> PushResult:
     """Create (or update) this locale's resource in the ESP; returns its id and page."""
