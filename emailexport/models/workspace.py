@@ -187,6 +187,8 @@ class DynamicContentProfile(_Model):
     template_engine_preset: TemplateEnginePreset
     # (added) preset-specific switches, e.g. marketo {"editor": "classic" | "email_designer"}
     settings: dict[str, str] = {}
+    # (added) tag key -> the value previews show for it (emailexport.previews); else the fallback
+    sample_values: dict[str, str] = {}
 
 
 class LinkTrackingProfile(_Model):
