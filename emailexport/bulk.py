@@ -33,7 +33,7 @@ __all__ = [
 REQUIRED_COLUMNS = ("workspace_id", "email_id", "export_type", "locales")
 COLUMNS = (
     *REQUIRED_COLUMNS, "connector_id", "cdn_connector_id", "dynamic_content_profile_id", "image_mode",
-    "minify_html", "folder_id", "campaign_id", "resource_name", "update_previous_export",
+    "minify_html", "previews", "folder_id", "campaign_id", "resource_name", "update_previous_export",
     "export_field_values", "per_locale_options", "idempotency_key",
 )
 _TRUE = {"true", "1", "yes", "y"}
@@ -150,7 +150,7 @@ def row_body(row: CsvRow) -> dict[str, Any]:
     for name in ("image_mode", "folder_id", "campaign_id", "resource_name"):
         if v.get(name, "").strip():
             options[name] = v[name].strip()
-    for name in ("minify_html", "update_previous_export"):
+    for name in ("minify_html", "update_previous_export", "previews"):
         flag = _bool(row, name)
         if flag is not None:
             options[name] = flag

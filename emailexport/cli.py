@@ -105,6 +105,8 @@ def export(
     locales: Annotated[str, typer.Option("--locales", help="comma-separated, e.g. en-US,de-DE; default: all")] = "",
     profile: Annotated[str | None, typer.Option("--profile", help="dynamic content profile id")] = None,
     minify: Annotated[bool, typer.Option("--minify", help="minify the HTML")] = False,
+    previews: Annotated[bool, typer.Option("--previews", help="add browser screenshots of every locale and a "
+                                           "gallery page to the zip (html and pdf exports)")] = False,
     connector: Annotated[int | None, typer.Option("--connector", help="ESP connector id (--type connector)")] = None,
     image_mode: Annotated[str, typer.Option("--image-mode",
                                             help="use_cdn, include_in_zip or use_cdn_connector")] = "use_cdn",
@@ -124,6 +126,8 @@ def export(
     options: dict[str, object] = {"locales": chosen, "minify_html": minify, "image_mode": image_mode}
     if update_previous:
         options["update_previous_export"] = True
+    if previews:
+        options["previews"] = True
     body = {"email_id": email, "export_type": export_type, "dynamic_content_profile_id": profile,
             "connector_id": connector, "cdn_connector_id": cdn_connector, "options": options}
     record = run_export(workspace, body)

@@ -153,6 +153,8 @@ def _cross_check(store: Store, workspace_id: int, data: dict[str, Any], errors: 
             errors["connector_id"].append(f"connector {connector_id} not found in this workspace")
         elif export_type == "connector":
             _check_connector_options(found["connector"], options, errors)
+    if options.get("previews") is True and export_type not in ("html", "pdf"):
+        errors["options.previews"].append("previews go into the zip of html and pdf exports only")
     if export_type != "connector" and options.get("export_field_values"):
         errors["options.export_field_values"].append("is only used by connector exports")
 

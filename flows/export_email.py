@@ -24,6 +24,7 @@ from tasks.images import apply_image_errors, place_images, with_image_urls
 from tasks.load import load_export
 from tasks.package import Outputs, slug, write_outputs
 from tasks.pdfs import render_pdf_files
+from tasks.previews import build_previews, image_resources
 from tasks.push import PushOutcome, push_locales
 from tasks.record import record_result
 from tasks.render import render_locale
@@ -76,6 +77,12 @@ def _collect(export_id: int, locales: list[str], futures: Any) -> tuple[dict[str
     return renders, cached
 
 
+def _with_warnings(renders: dict[str, LocaleRender], warnings: dict[str, list[str]]) -> dict[str, LocaleRender]:
+    """Previews' problems are warnings of their locale, never errors."""
+    return {loc: r.model_copy(update={"warnings": [*r.warnings, *warnings[loc]]}) if warnings.get(loc) else r
+            for loc, r in renders.items()}
+
+
 @flow(
     name="export-email",
     flow_run_name=run_name,
@@ -121,11 +128,16 @@ def export_email(export_id: int) -> State:
     else:
         pdfs: dict[str, bytes] | None = None
         zip_images = placed.zip_files(list(renders.values()))
+        previews: dict[str, bytes] | None = None
+        if job.record.options.previews and export_type in ("html", "pdf"):
+            shots = build_previews(job.email.name, inputs, renders, image_resources(placed.browser_files(renders)))
+            previews, renders = shots.files, _with_warnings(renders, shots.warnings)
+            logger.info("Export %s: %d preview file(s) in %.1f s", export_id, len(previews), shots.seconds)
         if export_type == "pdf":
             pdfs, renders = render_pdf_files(renders, zip_images)
             zip_images = {}  # the PDFs embed them; the pdf zip holds only PDFs
         try:
-            outputs = write_outputs(job.record, list(renders.values()), zip_images, pdfs)
+            outputs = write_outputs(job.record, list(renders.values()), zip_images, pdfs, previews)
         except EmailExportError as exc:
             base_errors.append(f"writing the outputs failed: {exc}")
         except OSError as exc:

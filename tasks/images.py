@@ -54,7 +54,7 @@ class PlacedImages:
     export_type: str
     outcomes: dict[str, ImageOutcome] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
-    data: dict[str, bytes] = field(default_factory=dict)  # image id -> bytes, include_in_zip only
+    data: dict[str, bytes] = field(default_factory=dict)  # image id -> bytes (zip and CDN modes)
 
     def url_of(self, image_id: str) -> str | None:
         """The URL references to this image become, or None to leave them."""
@@ -66,6 +66,18 @@ class PlacedImages:
             # read from the zip root, where `images/` sits.
             return ("../" if self.export_type == "html" else "") + outcome.zip_entry
         return outcome.cdn_url
+
+    def browser_files(self, renders: dict[str, LocaleRender]) -> dict[str, bytes]:
+        """What a preview page may load: every fetched image by its zip entry, CDN URL and public URL."""
+        files: dict[str, bytes] = {}
+        for image_id, data in self.data.items():
+            outcome = self.outcomes.get(image_id)
+            image = self.images.get(image_id)
+            for key in (outcome.zip_entry if outcome else None, outcome.cdn_url if outcome else None,
+                        image.public_url if image else None):
+                if key:
+                    files[key] = data
+        return files
 
     def zip_files(self, renders: list[LocaleRender]) -> dict[str, bytes]:
         """`images/<name>` -> bytes for every placed image a delivered locale uses, each once."""
@@ -172,6 +184,7 @@ def _place(placed: PlacedImages, ids: list[str], session: str | None, cdn_proble
             placed.outcomes[image_id] = outcome.model_copy(update={"status": "failed",
                                                                    "error": f"image {image_id}: {why}"})
         else:  # upload as soon as its fetch is done, while others are still fetching
+            placed.data[image_id] = fetched.data  # previews show it without fetching it again
             uploads[image_id] = upload_image.submit(fetched, session)
     for image_id, upload in uploads.items():
         outcome = placed.outcomes[image_id]

@@ -74,9 +74,10 @@ def zip_archive(record: ExportRecord, renders: Sequence[LocaleRender], files: Ma
     return buffer.getvalue()
 
 
-def build_pdf_zip(record: ExportRecord, renders: Sequence[LocaleRender], pdfs: Mapping[str, bytes]) -> bytes:
-    """`<locale>.pdf` for each locale whose PDF rendered, and manifest.json."""
-    return zip_archive(record, renders, {f"{locale}.pdf": pdf for locale, pdf in pdfs.items()})
+def build_pdf_zip(record: ExportRecord, renders: Sequence[LocaleRender], pdfs: Mapping[str, bytes],
+                  extra: Mapping[str, bytes] | None = None) -> bytes:
+    """`<locale>.pdf` for each locale whose PDF rendered, `extra` files (previews), and manifest.json."""
+    return zip_archive(record, renders, {**(extra or {}), **{f"{locale}.pdf": pdf for locale, pdf in pdfs.items()}})
 
 
 def build_html_zip(record: ExportRecord, renders: Sequence[LocaleRender],
@@ -115,10 +116,11 @@ def build_json_document(record: ExportRecord, renders: Sequence[LocaleRender]) -
     retry_condition_fn=retry_unless_terminal,
 )
 def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dict[str, bytes] | None = None,
-                  pdfs: dict[str, bytes] | None = None) -> Outputs:
+                  pdfs: dict[str, bytes] | None = None, previews: dict[str, bytes] | None = None) -> Outputs:
     """Write the files of an html, json or pdf export; nothing is written when no locale rendered.
     `images` (`images/<name>` -> bytes, include_in_zip) go into the zip; a json export with images
-    gets a zip too: the JSON document at its root beside `images/`."""
+    gets a zip too: the JSON document at its root beside `images/`. `previews` (`previews/...`)
+    go into the zip of an html or pdf export."""
     if not any(r.ok for r in renders):
         return Outputs()
     storage = open_storage()
@@ -126,7 +128,7 @@ def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dic
     api = f"/api/v1/workspaces/{record.workspace_id}/exports/{record.id}/download"
     outputs = Outputs()
     if record.export_type == "html":
-        data = build_html_zip(record, renders, images)
+        data = build_html_zip(record, renders, {**(images or {}), **(previews or {})})
         outputs.files[storage.write(keys["zip"], data)] = len(data)
         outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     elif record.export_type == "json":
@@ -138,7 +140,7 @@ def write_outputs(record: ExportRecord, renders: list[LocaleRender], images: dic
             outputs.files[storage.write(keys["zip"], bundle)] = len(bundle)
             outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     elif record.export_type == "pdf" and pdfs:
-        data = build_pdf_zip(record, renders, pdfs)
+        data = build_pdf_zip(record, renders, pdfs, previews)
         outputs.files[storage.write(keys["zip"], data)] = len(data)
         outputs.download_zip_url = storage.download_url(keys["zip"], f"{api}/zip")
     return outputs

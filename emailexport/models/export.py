@@ -59,6 +59,9 @@ class ExportOptions(BaseModel):
     per_locale_options: dict[str, dict[str, Any]] = {}
     resource_name: str | None = None
     update_previous_export: bool = False
+    # (added, an extension of the contract's options) browser-rendered previews of every locale in
+    # the zip of an html or pdf export: previews/index.html and previews/<locale>/<view>.png.
+    previews: bool = False
     # Accepted here for clients that send it inside options; moved to the top level on save.
     cdn_connector_id: int | None = Field(default=None, exclude=True)
 
