@@ -289,6 +289,18 @@ def serve(
         raise typer.Exit(code)
 
 
+@app.command("preview")
+def preview(export_id: Annotated[int, typer.Argument(help="the export's id")]) -> None:
+    """Unpack an export's preview gallery (made with --previews) and print where it is."""
+    from emailexport.runtime import open_storage
+    from emailexport.settings import get_settings
+    from tasks.previews import extract_gallery
+
+    record = open_store().require_export(export_id)
+    index = extract_gallery(record, open_storage(), get_settings().data_dir / "previews" / str(export_id))
+    console.print(f"Gallery of export {export_id}: {index.as_uri()}", soft_wrap=True, markup=False)
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into messages."""
     # The embedded Prefect server would otherwise try to send usage telemetry to the internet.

@@ -10,11 +10,16 @@ its locale, never a failed export. Screenshots run in one browser with at most
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
+from emailexport.errors import EmailExportError
 from emailexport.locales import direction_of
+from emailexport.models import ExportRecord
 from emailexport.previews import (
     VIEWS,
     BrowserUnavailable,
@@ -28,9 +33,11 @@ from emailexport.previews import (
 )
 from emailexport.render import LocaleRenderInput
 from emailexport.render.result import LocaleRender
+from emailexport.storage import OutputStorage
+from tasks.package import output_keys
 from tasks.render import render_locale
 
-__all__ = ["PreviewFiles", "build_previews", "image_resources"]
+__all__ = ["PreviewFiles", "build_previews", "extract_gallery", "image_resources"]
 
 PREFIX = "previews/"
 
@@ -117,3 +124,34 @@ def build_previews(title: str, inputs: Mapping[str, LocaleRenderInput], renders:
         out.files[PREFIX + "index.html"] = gallery_html(f"{title}: previews", gallery).encode("utf-8")
     out.seconds = time.perf_counter() - started
     return out
+
+
+def extract_gallery(record: ExportRecord, storage: OutputStorage, target: Path) -> Path:
+    """Write the `previews/` entries of the export's zip under `target`; return its index.html.
+
+    Only plain relative names below `previews/` are written (no `..`, no absolute path, no
+    drive), so an entry cannot land outside `target`, whatever the zip holds.
+    """
+    if record.status == "in_progress":
+        raise EmailExportError(f"export {record.id} is still in progress")
+    if not record.options.previews:
+        raise EmailExportError(f"export {record.id} was made without previews (export again with --previews)")
+    key = output_keys(record)["zip"]
+    if not storage.exists(key):
+        raise EmailExportError(f"export {record.id} has no zip in the output storage ({storage.url})")
+    root = target.resolve()
+    with zipfile.ZipFile(io.BytesIO(storage.read(key))) as archive:
+        names = [n for n in archive.namelist() if n.startswith("previews/") and not n.endswith("/")]
+        if "previews/index.html" not in names:
+            raise EmailExportError(f"export {record.id} has no preview gallery (the browser was not available "
+                                   "when it ran: see its warnings)")
+        for name in names:
+            parts = PurePosixPath(name).parts
+            if any(p in ("", ".", "..") or ":" in p or "\\" in p for p in parts):
+                continue
+            path = root.joinpath(*parts[1:])
+            if not path.resolve().is_relative_to(root):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(name))
+    return root / "index.html"

@@ -305,3 +305,42 @@ def test_an_html_export_with_previews_carries_the_gallery_and_18_pngs_in_its_zip
     main = {n for n in names if n.startswith("previews/") and n.count("/") == 2 and n.endswith(".png")}
     assert len(main) == 18
     assert {f"{loc}/index.html" for loc in LOCALES} <= names
+    # `emailexport preview` unpacks the gallery and says where it is
+    from typer.testing import CliRunner
+
+    from emailexport.cli import app
+
+    result = CliRunner().invoke(app, ["preview", str(record.id)])
+    assert result.exit_code == 0, result.output
+    index = Path(urlsplit(result.output.strip().rsplit(" ", 1)[1]).path)
+    assert index.name == "index.html" and (index.parent / "ar-SA" / "mobile.png").is_file()
+
+
+def test_unpacking_a_gallery_never_writes_outside_its_folder(example, tmp_path):
+    from emailexport.errors import EmailExportError
+    from emailexport.models import Email, ExportOptions
+    from emailexport.runtime import open_storage
+    from tasks.package import output_keys
+    from tasks.previews import extract_gallery
+
+    email = example.require(1, Email, 1)
+    record = example.create_export(workspace=example.workspace(1), email=email, export_type="html",
+                                   options=ExportOptions(locales=["en-US"], previews=True))
+    record = example.update_export(record.id, status="completed")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("previews/index.html", "<p>ok</p>")
+        archive.writestr("previews/../../escaped.txt", "no")
+        archive.writestr("previews/..\\..\\windows.txt", "no")
+        archive.writestr("previews/en-US/desktop.png", b"png")
+    open_storage().write(output_keys(record)["zip"], buffer.getvalue())
+    target = tmp_path / "gallery"
+    index = extract_gallery(record, open_storage(), target)
+    assert index.read_text() == "<p>ok</p>" and (target / "en-US" / "desktop.png").read_bytes() == b"png"
+    assert not (tmp_path / "escaped.txt").exists() and not (target.parent.parent / "escaped.txt").exists()
+    assert sorted(p.name for p in target.rglob("*") if p.is_file()) == ["desktop.png", "index.html"]
+
+    without = example.create_export(workspace=example.workspace(1), email=email, export_type="html",
+                                    options=ExportOptions(locales=["en-US"]))
+    with pytest.raises(EmailExportError, match="without previews"):
+        extract_gallery(example.update_export(without.id, status="completed"), open_storage(), target)
