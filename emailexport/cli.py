@@ -138,7 +138,7 @@ def bulk(
     force: Annotated[bool, typer.Option("--force", help="export rows again even if their export completed")] = False,
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="exports at once (local mode)")] = None,
 ) -> None:
-    """Export every row of a CSV file (CONTRACT.md, CSV bulk mode); exit 1 when a row failed."""
+    """Export every row of a CSV file (docs/contract.md, CSV bulk mode); exit 1 when a row failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
