@@ -328,8 +328,10 @@ def bulk(
     from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
 
     counts = dict.fromkeys(("validated", "created", "completed", "failed", "skipped", "invalid"), 0)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+    # Its own console without markup, so Prefect's log lines can pass through it (see _locale_progress).
+    bar_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+    with Progress(*columns, console=bar_console, transient=False) as progress, _prefect_logs_through(bar_console):
         bar = progress.add_task("reading", total=None)
 
         def on_event(event: str) -> None:
@@ -409,12 +411,12 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
 
     parsed: WorkspaceBundle = load_bundle(read_bundle_file(bundle))
     import_bundle(open_store(), parsed)
-    console.rule(f"Imported {bundle.name}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
+    console.rule(f"Imported {escape(bundle.name)}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
     email = parsed.emails[0]
     profile = parsed.dynamic_content_profiles[0].id if parsed.dynamic_content_profiles else None
     failed = False
     for export_type in ("html", "json"):
-        console.rule(f"{export_type} export of {email.name!r} ({', '.join(email.locales)})")
+        console.rule(f"{export_type} export of {escape(repr(email.name))} ({', '.join(email.locales)})")
         body = {"email_id": email.id, "export_type": export_type, "dynamic_content_profile_id": profile,
                 "options": {"locales": list(email.locales)}}
         record = run_export(parsed.workspace.id, body)
@@ -498,8 +500,8 @@ def serve(
                                        "--host", host, "--port", str(api_port)],
                                ready_url=f"http://{host}:{api_port}/health", log_file=logs / "api.log"))
         if not supervisor.stopping.is_set():
-            console.print(f"[bold green]Ready.[/] API docs: http://{host}:{api_port}/docs", soft_wrap=True)
-            console.print(f"Prefect UI: http://{host}:{pf_port}", soft_wrap=True)
+            console.print(f"[bold green]Ready.[/] API docs: {escape(f'http://{host}:{api_port}/docs')}")
+            console.print(f"Prefect UI: {escape(f'http://{host}:{pf_port}')}")
             console.print("Press Ctrl-C to stop.", soft_wrap=True)
             code = supervisor.watch()
     finally:
