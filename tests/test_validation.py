@@ -24,7 +24,7 @@ def test_a_good_request_is_normalized(mini):
 
 def test_unknown_workspace_is_not_found(mini):
     # the message names the record; the API still answers its 404 with "Record not found"
-    with pytest.raises(NotFoundError, match="^workspace 99 not found$"):
+    with pytest.raises(NotFoundError, match=r"^workspace 99 not found$"):
         validate_export_request(mini, 99, _body())
 
 
