@@ -1,6 +1,6 @@
 """CSV bulk mode: read rows from a local path or any storage URL, turn each into a Create Export body.
 
-The CSV format is CONTRACT.md's. Each row becomes exactly the body the API would receive and is
+The CSV format is docs/contract.md's. Each row becomes exactly the body the API would receive and is
 validated by the same `validate_export_request`, so a row and a POST can never disagree. Rows are
 read in chunks (pandas `chunksize`), so a file of any length is read in bounded memory. Row
 numbers are spreadsheet row numbers: the header is row 1, the first data row is row 2 (a quoted

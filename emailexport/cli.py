@@ -1,54 +1,178 @@
 """`emailexport`: import a workspace, run exports on the embedded default, show records.
 
-Every user-facing failure is an `EmailExportError` printed as a message (exit 2); an unexpected
-exception is reported in one line (exit 1) unless `EMAILEXPORT_DEBUG=1` asks for the traceback.
+It behaves like the click tools users know: a usage error (unknown command, missing or bad
+option) prints click's usage message and exits 2, the bare command prints the help and exits 0,
+`--version` prints the version. Every user-facing failure is an `EmailExportError` printed as a
+message (exit 2); an unexpected exception is reported in one line (exit 1) unless
+`EMAILEXPORT_DEBUG=1` asks for the traceback. All of that lives in `EmailExportGroup.main`, so
+`typer.testing.CliRunner` and the installed script behave the same.
+
+Output rules: results go to stdout (with `--json`, exactly one JSON document), everything else
+(progress, status lines, errors) to stderr; text that comes from the user or the data is escaped
+before rich sees it (`[[tag:x]]` is not markup); nothing is wrapped when soft-wrapping would cut
+a path or URL (`soft_wrap=True` on both consoles).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
+
+try:  # typer 0.2x vendors its own click: its exceptions and classes are the ones raised here
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    import click  # type: ignore[no-redef]
 
 from emailexport.bundle import import_bundle, load_bundle, read_bundle_file
-from emailexport.errors import EmailExportError, ValidationFailed
+from emailexport.errors import EmailExportError, NotFoundError, ValidationFailed
 from emailexport.models import ExportRecord
 from emailexport.runtime import open_store
 from emailexport.validation import validate_export_request
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
-workspace_app = typer.Typer(no_args_is_help=True, help="Workspace data.")
+ExportType = Literal["html", "json", "pdf", "connector"]  # shown as choices in --help, checked by click
+ImageMode = Literal["use_cdn", "include_in_zip", "use_cdn_connector"]
+Status = Literal["in_progress", "completed", "failed"]
+
+
+def _usage_pieces(command: click.Command, ctx: click.Context) -> list[str]:
+    """Click's own usage line (`show [OPTIONS] EXPORT_ID`), not typer's `{export_id}`."""
+    pieces = [command.options_metavar] if command.options_metavar else []
+    for param in command.get_params(ctx):
+        if param.param_type_name == "argument":
+            name = (param.metavar or param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+    return pieces
+
+
+class _ClickUsageCommand(TyperCommand):
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return _usage_pieces(self, ctx)
+
+
+class _ClickUsageGroup(TyperGroup):
+    """A group whose commands (also those added later by `@app.command`) print click's plain help
+    and usage: no `<bool>` on flags, no `{arg}` in usage lines, no boxes in a pipe."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*_usage_pieces(self, ctx), self.subcommand_metavar]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = _ClickUsageCommand
+        elif type(command) is TyperGroup:
+            command.__class__ = _ClickUsageGroup
+        if isinstance(command, TyperCommand | TyperGroup):
+            command.rich_markup_mode = None
+        return command
+
+
+class EmailExportGroup(_ClickUsageGroup):
+    """The top-level command: turns every outcome into a message and an exit code."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        code = _run(lambda: super(EmailExportGroup, self).main(
+            args=args, prog_name=prog_name or "emailexport", complete_var=complete_var, standalone_mode=False,
+            **extra))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _run(invoke: Any) -> int:
+    try:
+        result = invoke()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help())  # a bare group: its help, like `git` or `pip` without arguments
+        return 0
+    except click.ClickException as exc:  # usage errors: click's usage message, exit 2
+        exc.show()
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except EmailExportError as exc:
+        _fail(exc)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("Aborted.")
+        return 130
+    except Exception as exc:  # the last line of defence: no traceback at a user
+        if os.environ.get("EMAILEXPORT_DEBUG"):
+            raise
+        err.print(f"[bold red]Internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+                  "(set EMAILEXPORT_DEBUG=1 for details)")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emailexport")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+app = typer.Typer(cls=EmailExportGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help=__doc__.splitlines()[0])
+workspace_app = typer.Typer(cls=_ClickUsageGroup, no_args_is_help=True, rich_markup_mode=None,
+                            help="Workspace data.")
 app.add_typer(workspace_app, name="workspace")
-token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+token_app = typer.Typer(cls=_ClickUsageGroup, no_args_is_help=True, rich_markup_mode=None, help="API tokens.")
 app.add_typer(token_app, name="token")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXAMPLE_BUNDLE = Path(__file__).resolve().parents[1] / "examples" / "workspace.yaml"
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        click.echo(f"emailexport {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Import a workspace, run exports on the embedded default, show records."""
+
+
 def _fail(exc: EmailExportError) -> None:
-    err.print(f"[bold red]Error:[/] {exc.args[0] if exc.args else exc}")
+    err.print(f"[bold red]Error:[/] {escape(str(exc.args[0] if exc.args else exc))}")
     if isinstance(exc, ValidationFailed):
         for path, messages in exc.errors.items():
             for message in messages:
-                err.print(f"  [red]{path}[/]: {message}")
+                err.print(f"  [red]{escape(path)}[/]: {escape(message)}")
 
 
 @workspace_app.command("import")
-def workspace_import(file: Annotated[Path, typer.Argument(help="bundle file (.yaml, .yml or .json)")]) -> None:
+def workspace_import(file: Annotated[Path, typer.Argument(metavar="FILE",
+                                                           help="bundle file (.yaml, .yml or .json)")]) -> None:
     """Import a workspace bundle (insert or replace every document by id)."""
     bundle = load_bundle(read_bundle_file(file))
     summary = import_bundle(open_store(), bundle)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.counts.items() if n)
-    console.print(f"Imported workspace {summary.workspace_id} from {file}: {counts}")
+    console.print(f"Imported workspace {summary.workspace_id} from {escape(str(file))}: {counts}")
 
 
 def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
@@ -56,6 +180,9 @@ def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
     from flows.export_email import export_email  # Prefect loads on first use, not for `--help`
 
     store = open_store()
+    if store.workspace(workspace_id) is None:
+        raise NotFoundError(f"workspace {workspace_id} not found (import a bundle that defines it with "
+                            "`emailexport workspace import FILE`)")
     checked = validate_export_request(store, workspace_id, body)
     request = checked.request
     record = store.create_export(
@@ -64,18 +191,66 @@ def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
         dynamic_content_profile_id=request.dynamic_content_profile_id,
         integration_name=checked.integration_name,
     )
-    console.print(f"Export {record.id} created: {request.export_type} of {checked.email.name!r}, "
-                  f"{len(request.options.locales)} locale(s); running flow export-{record.id} ...")
-    export_email(record.id, return_state=True)
+    err.print(f"Export {record.id} created: {request.export_type} of {escape(repr(checked.email.name))}, "
+              f"{len(request.options.locales)} locale(s); running flow export-{record.id}")
+    with _locale_progress(record.id, len(request.options.locales)):
+        export_email(record.id, return_state=True)
     return store.require_export(record.id)
+
+
+@contextmanager
+def _prefect_logs_through(target: Console) -> Iterator[None]:
+    """Prefect's console log lines printed through `target` while it shows a live progress bar,
+    so a log line lands above the bar instead of tearing it (rich redraws the bar below)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    handlers = {h for logger in loggers for h in getattr(logger, "handlers", [])
+                if isinstance(h, PrefectConsoleHandler)}
+    saved = {h: h.console for h in handlers}
+    for handler in handlers:
+        handler.console = target
+    try:
+        yield
+    finally:
+        for handler, original in saved.items():
+            handler.console = original
+
+
+@contextmanager
+def _locale_progress(export_id: int, total: int) -> Iterator[None]:
+    """A progress bar of the export's locales on stderr, like `bulk`'s rows."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from flows.export_email import set_locale_listener
+
+    # Its own console without markup: Prefect's log lines pass through it as they are.
+    bar_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=bar_console) as progress:
+        bar = progress.add_task(f"export {export_id}: preparing", total=total)
+
+        def on_locale(locale: str | None, done: int, count: int) -> None:
+            text = f"export {export_id}: " + ("rendering" if locale is None else
+                                              f"{locale} rendered" if done < count else "delivering")
+            progress.update(bar, completed=done, total=count, description=text)
+
+        set_locale_listener(on_locale)
+        try:
+            with _prefect_logs_through(bar_console):
+                yield
+        finally:
+            set_locale_listener(None)
+            progress.update(bar, description=f"export {export_id}: done")
 
 
 def print_record(record: ExportRecord, as_json: bool = False) -> None:
     if as_json:
-        console.print_json(record.model_dump_json())
+        print(record.model_dump_json(indent=2))  # exactly the JSON document, no rich in between
         return
     colour = {"completed": "green", "failed": "red"}.get(record.status, "yellow")
-    table = Table(title=f"Export {record.id}: {record.email.name} [{colour}]{record.status}[/]")
+    table = Table(title=f"Export {record.id}: {escape(record.email.name)} [{colour}]{record.status}[/]")
     pushed = record.export_type == "connector"
     for column in ("locale", "status", "resource" if pushed else "size", "warnings", "errors"):
         table.add_column(column)
@@ -87,41 +262,45 @@ def print_record(record: ExportRecord, as_json: bool = False) -> None:
             third = (outcome.resource_id or "-") if outcome else "-"
         else:
             third = f"{outcome.size_bytes:,} B" if outcome and outcome.size_bytes else "-"
-        table.add_row(locale, outcome.status if outcome else "-", third, "\n".join(warnings), "\n".join(errors))
+        table.add_row(*(Text(str(cell)) for cell in (locale, outcome.status if outcome else "-", third,
+                                                     "\n".join(warnings), "\n".join(errors))))
     console.print(table)
     for error in record.export_errors.get("base") or []:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {escape(error)}")
     opened = f"open in {record.integration_name}" if record.integration_name else "open"
     for label, url in (("zip", record.download_zip_url), ("json", record.download_json_url),
                        (opened, record.open_in_integration_url)):
         if url:
-            console.print(f"[bold]{label}:[/] {url}")
+            console.print(f"[bold]{escape(label)}:[/] {escape(url)}")
 
 
 @app.command("export")
 def export(
-    email: Annotated[int, typer.Option("--email", help="email id")],
-    export_type: Annotated[str, typer.Option("--type", help="html, json, pdf or connector")] = "html",
+    email: Annotated[int, typer.Option("--email", help="id of the email to export")],
+    export_type: Annotated[ExportType, typer.Option("--type", help="what to produce")] = "html",
     locales: Annotated[str, typer.Option("--locales", help="comma-separated, e.g. en-US,de-DE; default: all")] = "",
     profile: Annotated[str | None, typer.Option("--profile", help="dynamic content profile id")] = None,
     minify: Annotated[bool, typer.Option("--minify", help="minify the HTML")] = False,
     previews: Annotated[bool, typer.Option("--previews", help="add browser screenshots of every locale and a "
                                            "gallery page to the zip (html and pdf exports)")] = False,
     connector: Annotated[int | None, typer.Option("--connector", help="ESP connector id (--type connector)")] = None,
-    image_mode: Annotated[str, typer.Option("--image-mode",
-                                            help="use_cdn, include_in_zip or use_cdn_connector")] = "use_cdn",
+    image_mode: Annotated[ImageMode, typer.Option("--image-mode", help="where library images go")] = "use_cdn",
     cdn_connector: Annotated[int | None, typer.Option("--cdn-connector", help="CDN connector id")] = None,
     update_previous: Annotated[bool, typer.Option("--update-previous",
                                                   help="update the ESP resources of the last export")] = False,
     workspace: Annotated[int, typer.Option("--workspace", help="workspace id")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the record, as JSON, on stdout")] = False,
 ) -> None:
-    """Run one export on the embedded default and print its record and outputs."""
+    """Run one export on the embedded default and print its record and outputs.
+
+    Exit codes: 0 completed, 2 bad input (nothing is created), 3 the export failed.
+    """
     from emailexport.models import Email
 
     chosen = [loc.strip() for loc in locales.split(",") if loc.strip()]
-    if not chosen:
-        found = open_store().get(workspace, Email, email)
+    defaulted = not chosen
+    if defaulted:
+        found = open_store().get(workspace, Email, email) if open_store().workspace(workspace) else None
         chosen = list(found.locales) if found else []
     options: dict[str, object] = {"locales": chosen, "minify_html": minify, "image_mode": image_mode}
     if update_previous:
@@ -130,7 +309,12 @@ def export(
         options["previews"] = True
     body = {"email_id": email, "export_type": export_type, "dynamic_content_profile_id": profile,
             "connector_id": connector, "cdn_connector_id": cdn_connector, "options": options}
-    record = run_export(workspace, body)
+    try:
+        record = run_export(workspace, body)
+    except ValidationFailed as exc:
+        if defaulted and "email_id" in exc.errors:
+            exc.errors.pop("options.locales", None)  # the user named no locales: the email's were unknowable
+        raise
     print_record(record, as_json)
     if record.status != "completed":
         raise typer.Exit(3)
@@ -138,18 +322,20 @@ def export(
 
 @app.command("bulk")
 def bulk(
-    file: Annotated[str, typer.Argument(help="CSV file: a path or a storage URL (s3://...)")],
+    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV file: a path or a storage URL (s3://...)")],
     force: Annotated[bool, typer.Option("--force", help="export rows again even if their export completed")] = False,
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="exports at once (local mode)")] = None,
 ) -> None:
-    """Export every row of a CSV file (CONTRACT.md, CSV bulk mode); exit 1 when a row failed."""
+    """Export every row of a CSV file (docs/contract.md, CSV bulk mode); exit 1 when a row failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
 
     counts = dict.fromkeys(("validated", "created", "completed", "failed", "skipped", "invalid"), 0)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+    # Its own console without markup, so Prefect's log lines can pass through it (see _locale_progress).
+    bar_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+    with Progress(*columns, console=bar_console, transient=False) as progress, _prefect_logs_through(bar_console):
         bar = progress.add_task("reading", total=None)
 
         def on_event(event: str) -> None:
@@ -168,23 +354,58 @@ def bulk(
     if not isinstance(summary, BulkSummary):
         raise EmailExportError(state.message or "the bulk export failed")
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     for row in summary.rows:
         if row.status in ("invalid", "failed", "running"):
             err.print(f"[red]row {row.row}[/] ({row.status}{f', export {row.export_id}' if row.export_id else ''}):")
             for error in row.errors:
-                err.print(f"  {error}")
-    console.print(summary.line())
+                err.print(f"  {escape(error)}")
+    console.print(escape(summary.line()))
     console.print("Summary: the bulk-export-rows and bulk-export-summary artifacts in the Prefect UI"
-                  + (f"; every row in {summary.summary_url}" if summary.summary_url else ""))
+                  + (f"; every row in {escape(summary.summary_url)}" if summary.summary_url else ""))
     if not summary.ok:
         raise typer.Exit(1)
 
 
 @app.command("show")
-def show(export_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Print an export record."""
+def show(
+    export_id: Annotated[int, typer.Argument(metavar="EXPORT_ID", help="the export's id (see `emailexport list`)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON, as the API returns it")] = False,
+) -> None:
+    """Print an export record: its locales, errors, warnings and where the outputs are."""
     print_record(open_store().require_export(export_id), as_json)
+
+
+@app.command("list")
+def list_exports(
+    status: Annotated[Status | None, typer.Option("--status", help="only records with this status")] = None,
+    email: Annotated[int | None, typer.Option("--email", help="only exports of this email id")] = None,
+    workspace: Annotated[int, typer.Option("--workspace", help="workspace id")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="records per page")] = 25,
+    page: Annotated[int, typer.Option("--page", min=1, help="page number")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print the page as JSON, as the API lists exports")] = False,
+) -> None:
+    """List export records, newest first."""
+    store = open_store()
+    if store.workspace(workspace) is None:
+        raise NotFoundError(f"workspace {workspace} not found")
+    records, total = store.list_exports(workspace, page=page, per=limit, status=status, email_id=email)
+    if as_json:
+        results = [json.loads(r.model_dump_json()) for r in records]
+        print(json.dumps({"results": results, "pagination": {"per": limit, "page": page, "total": total}}, indent=2))
+        return
+    if not records:
+        err.print(f"No exports match (workspace {workspace}).")
+        return
+    table = Table(title=f"Exports of workspace {workspace}: {len(records)} of {total}, newest first")
+    for column in ("id", "created", "status", "type", "email", "locales", "errors"):
+        table.add_column(column)
+    for r in records:
+        errors = sum(len(v or []) for v in r.export_errors.values())
+        table.add_row(*(Text(str(cell)) for cell in (
+            r.id, r.created_at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(r.created_at, "strftime") else r.created_at,
+            r.status, r.export_type, f"{r.email.id} {r.email.name}", ",".join(r.options.locales), errors or "")))
+    console.print(table)
 
 
 @app.command("demo")
@@ -194,12 +415,12 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
 
     parsed: WorkspaceBundle = load_bundle(read_bundle_file(bundle))
     import_bundle(open_store(), parsed)
-    console.rule(f"Imported {bundle.name}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
+    console.rule(f"Imported {escape(bundle.name)}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
     email = parsed.emails[0]
     profile = parsed.dynamic_content_profiles[0].id if parsed.dynamic_content_profiles else None
     failed = False
     for export_type in ("html", "json"):
-        console.rule(f"{export_type} export of {email.name!r} ({', '.join(email.locales)})")
+        console.rule(f"{export_type} export of {escape(repr(email.name))} ({', '.join(email.locales)})")
         body = {"email_id": email.id, "export_type": export_type, "dynamic_content_profile_id": profile,
                 "options": {"locales": list(email.locales)}}
         record = run_export(parsed.workspace.id, body)
@@ -211,7 +432,8 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
 
 @token_app.command("create")
 def token_create(
-    workspace: Annotated[list[int], typer.Option("--workspace", help="a workspace the token may use (repeatable)")],
+    workspace: Annotated[list[int], typer.Option("--workspace", metavar="ID",
+                                                help="a workspace the token may use (repeatable)")],
     label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
 ) -> None:
     """Create an API token for some workspaces and print it once (only its hash is stored)."""
@@ -232,8 +454,12 @@ def token_create(
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="interface the API and the Prefect UI listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="API port (0: any free port; default 8000, or a free one)")] = -1,
-    prefect_port: Annotated[int, typer.Option(help="Prefect server port (0: any free; default 4200 or free)")] = -1,
+    port: Annotated[int | None, typer.Option(
+        min=0, max=65535, show_default=False,
+        help="API port; 0 = any free port; unset: 8000, or a free one when 8000 is taken")] = None,
+    prefect_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, show_default=False,
+        help="Prefect server port; 0 = any free port; unset: 4200, or a free one when 4200 is taken")] = None,
 ) -> None:
     """Run everything on this machine: a Prefect server, a runner for the deployments, and the API."""
     from deployments.supervisor import Child, Supervisor, free_port
@@ -244,8 +470,8 @@ def serve(
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     open_store(settings)  # migrate once here, not concurrently in the children
-    api_port = port if port > 0 else free_port(host, None if port == 0 else 8000)
-    pf_port = prefect_port if prefect_port > 0 else free_port(host, None if prefect_port == 0 else 4200)
+    api_port = port if port else free_port(host, None if port == 0 else 8000)
+    pf_port = prefect_port if prefect_port else free_port(host, None if prefect_port == 0 else 4200)
     prefect_url = f"http://{host}:{pf_port}/api"
     env = {
         **os.environ,
@@ -261,15 +487,16 @@ def serve(
     # A local server is cheap to poll: a created run starts within ~2 s instead of Prefect's 10.
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     bin_dir = Path(sys.executable).parent
-    supervisor = Supervisor(env, say=lambda text: err.print(text))
+    supervisor = Supervisor(env, say=lambda text: err.print(escape(text)))
     supervisor.install_signal_handlers()
     code = 0
     try:
-        console.print(f"Starting the Prefect server on port {pf_port} (log: {logs / 'prefect-server.log'}) ...")
+        server_log = escape(str(logs / "prefect-server.log"))
+        console.print(f"Starting the Prefect server on port {pf_port} (log: {server_log}) ...")
         supervisor.start(Child("Prefect server", [str(bin_dir / "prefect"), "server", "start", "--host", host,
                                                   "--port", str(pf_port)],
                                ready_url=f"{prefect_url}/health", log_file=logs / "prefect-server.log"))
-        console.print(f"Starting the runner (log: {logs / 'runner.log'}) and the API ...")
+        console.print(f"Starting the runner (log: {escape(str(logs / 'runner.log'))}) and the API ...")
         # The runner is ready once its deployment is on the server (a POST before that would be a 503).
         supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
                                ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}"))
@@ -277,8 +504,8 @@ def serve(
                                        "--host", host, "--port", str(api_port)],
                                ready_url=f"http://{host}:{api_port}/health", log_file=logs / "api.log"))
         if not supervisor.stopping.is_set():
-            console.print(f"[bold green]Ready.[/] API docs: http://{host}:{api_port}/docs", soft_wrap=True)
-            console.print(f"Prefect UI: http://{host}:{pf_port}", soft_wrap=True)
+            console.print(f"[bold green]Ready.[/] API docs: {escape(f'http://{host}:{api_port}/docs')}")
+            console.print(f"Prefect UI: {escape(f'http://{host}:{pf_port}')}")
             console.print("Press Ctrl-C to stop.", soft_wrap=True)
             code = supervisor.watch()
     finally:
@@ -302,32 +529,12 @@ def preview(export_id: Annotated[int, typer.Argument(help="the export's id")]) -
 
 
 def main() -> None:
-    """Console entry point: run the app, turning known errors into messages."""
+    """Console entry point (`EmailExportGroup.main` does the error handling and exits)."""
     # The embedded Prefect server would otherwise try to send usage telemetry to the internet.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        # Without standalone mode click returns a command's exit code instead of exiting.
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except EmailExportError as exc:
-        _fail(exc)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("Aborted.")
-        sys.exit(130)
-    except Exception as exc:  # the last line of defence: no traceback at a user
-        if os.environ.get("EMAILEXPORT_DEBUG"):
-            raise
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {exc} (set EMAILEXPORT_DEBUG=1 for details)")
-        sys.exit(1)
+    # Prefect waits 20 s for its ephemeral server; a busy laptop or CI runner can take longer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    app(prog_name="emailexport")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     bulk_concurrency: int = Field(default=4, ge=1, le=64, description="exports a local bulk run runs at once")
     bulk_csv_url: str | None = Field(default=None, description="the CSV the scheduled bulk-export reads")
     bulk_wait_seconds: float = Field(default=6 * 3600, ge=0, description="how long a bulk run waits for exports")
-    # The API and the reconciler (issue 5). The staleness rule is documented in README "Monitoring".
+    # The API and the reconciler (issue 5). The staleness rule is documented in docs/api.md, "Monitoring".
     export_deployment: str = Field(default="export-email/export-email", description="flow/deployment the API runs")
     reconcile_heartbeat_misses: int = Field(
         default=2, ge=1, le=10, description="missed flow run heartbeats after which a running export is dead"

@@ -69,9 +69,19 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if not isinstance(part, int)) or "body"
 
 
+def suggest_locale(value: Any) -> str | None:
+    """The supported locale a mistyped code most likely means: `en-us` and `en_US` -> `en-US`."""
+    if not isinstance(value, str):
+        return None
+    wanted = value.strip().replace("_", "-").lower()
+    return next((code for code in LOCALES if code.lower() == wanted), None)
+
+
 def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "literal_error" and "locales" in error["loc"]:
-        return f"{error['input']!r} is not a supported locale"
+        suggestion = suggest_locale(error["input"])
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        return f"{error['input']!r} is not a supported locale{hint}"
     if error["type"] == "missing":
         return "is required"
     if error["type"] == "extra_forbidden":
@@ -96,7 +106,7 @@ def validate_export_request(store: Store, workspace_id: int, body: bytes | str |
     every problem, or `NotFoundError` for an unknown workspace."""
     workspace = store.workspace(workspace_id)
     if workspace is None:
-        raise NotFoundError("Record not found")
+        raise NotFoundError(f"workspace {workspace_id} not found")  # the API answers its 404 "Record not found"
     data = _normalize(parse_body(body))
     errors: dict[str, list[str]] = defaultdict(list)
     request: ExportRequest | None = None

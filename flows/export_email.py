@@ -5,6 +5,7 @@ load -> place images (fetch, upload; mapped) -> render every locale (mapped, cac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
@@ -30,7 +31,17 @@ from tasks.record import record_result
 from tasks.render import render_locale
 from tasks.report import publish_report
 
-__all__ = ["export_email", "mark_record_failed", "run_name"]
+__all__ = ["export_email", "mark_record_failed", "run_name", "set_locale_listener"]
+
+LocaleListener = Callable[[str | None, int, int], None]  # (locale just rendered or None at start, done, total)
+_locale_listener: LocaleListener | None = None
+
+
+def set_locale_listener(listener: LocaleListener | None) -> None:
+    """In-process progress of the locales as they render (the CLI's progress bar); flow runs
+    elsewhere (a deployment, a worker) send none."""
+    global _locale_listener
+    _locale_listener = listener
 
 
 def mark_record_failed(flow: Any, flow_run: Any, state: State) -> None:
@@ -61,9 +72,13 @@ def _collect(export_id: int, locales: list[str], futures: Any) -> tuple[dict[str
     by_future = {id(f): loc for loc, f in zip(locales, futures, strict=True)}
     progress = cast(UUID, create_progress_artifact(progress=0.0, key=f"export-{export_id}-progress",
                                                    description=f"Export {export_id}: locales rendered"))
+    if _locale_listener is not None:
+        _locale_listener(None, 0, len(locales))
     for done, future in enumerate(as_completed(list(futures)), start=1):
         locale = by_future[id(future)]
         update_progress_artifact(progress, progress=100.0 * done / len(locales))
+        if _locale_listener is not None:
+            _locale_listener(locale, done, len(locales))
         future.wait()  # as_completed can yield before the final state is readable
         state = future.state
         if state.is_completed():

@@ -1,5 +1,5 @@
 """`reconcile-exports`: a scheduled flow that fails every in_progress export whose flow run is dead,
-so none stays in_progress forever (the rule: `emailexport.api.flow_runs`, README "Monitoring")."""
+so none stays in_progress forever (the rule: `emailexport.api.flow_runs`, docs/api.md "Monitoring")."""
 
 from __future__ import annotations
 

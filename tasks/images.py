@@ -2,7 +2,7 @@
 put in the zip or uploaded to the CDN connector, and the URL each locale's references become.
 
 Runs before rendering because URLs are rewritten inside the transform stage, while ESP tokens are
-still placeholders (DOMAIN.md step 7); the images a locale uses are known from its content.
+still placeholders (docs/domain.md step 7); the images a locale uses are known from its content.
 """
 
 from __future__ import annotations

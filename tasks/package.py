@@ -1,4 +1,4 @@
-"""Stage 4, package: the rendered locales -> the export's files (CONTRACT.md, What each export type
+"""Stage 4, package: the rendered locales -> the export's files (docs/contract.md, What each export type
 produces), written atomically to output storage."""
 
 from __future__ import annotations

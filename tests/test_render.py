@@ -1,4 +1,4 @@
-"""The render stage (DOMAIN.md, Rendering one locale, steps 1-6), through `render_document`."""
+"""The render stage (docs/domain.md, Rendering one locale, steps 1-6), through `render_document`."""
 
 import pytest
 

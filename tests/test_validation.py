@@ -23,8 +23,19 @@ def test_a_good_request_is_normalized(mini):
 
 
 def test_unknown_workspace_is_not_found(mini):
-    with pytest.raises(NotFoundError, match="Record not found"):
+    # the message names the record; the API still answers its 404 with "Record not found"
+    with pytest.raises(NotFoundError, match=r"^workspace 99 not found$"):
         validate_export_request(mini, 99, _body())
+
+
+def test_a_locale_in_the_wrong_case_or_with_an_underscore_gets_a_suggestion(mini):
+    errors = _errors(mini, _body(options={"locales": ["en-us", "de_DE", "EN-gb", "xx-XX"]}))
+    assert errors["options.locales"] == [
+        "'en-us' is not a supported locale (did you mean 'en-US'?)",
+        "'de_DE' is not a supported locale (did you mean 'de-DE'?)",
+        "'EN-gb' is not a supported locale (did you mean 'en-GB'?)",
+        "'xx-XX' is not a supported locale",
+    ]
 
 
 def test_every_problem_is_reported_at_once(mini):

@@ -1,4 +1,4 @@
-"""The export endpoints: create (POST), read one, list, download (CONTRACT.md)."""
+"""The export endpoints: create (POST), read one, list, download (docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response bodies of the API besides the export record (CONTRACT.md)."""
+"""Response bodies of the API besides the export record (docs/contract.md)."""
 
 from __future__ import annotations
 

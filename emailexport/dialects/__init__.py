@@ -1,5 +1,5 @@
 """Template-engine presets: a personalization tag and a conditional's branch rules in each
-platform's own syntax (DOMAIN.md, Dialects).
+platform's own syntax (docs/domain.md, Dialects).
 
     tag_syntax("braze", "first_name", "there")   -> "{{ ${first_name} | default: 'there' }}"
     conditional_syntax("mailchimp", branches)     -> ConditionalSyntax(*|IF:TIER=gold|* ...)

@@ -1,4 +1,4 @@
-"""An email and its content (DOMAIN.md, Content of an email)."""
+"""An email and its content (docs/domain.md, Content of an email)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Create Export request and the export record (CONTRACT.md; the seed's field names)."""
+"""The Create Export request and the export record (docs/contract.md; the seed's field names)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class ExportRequest(BaseModel):
 class ExportMetadata(BaseModel):
     conditional_ids: list[int] = []
     personalization_tag_ids: list[int] = []
-    image_ids: list[str] = []  # library image ids are uuids (DOMAIN.md), so strings
+    image_ids: list[str] = []  # library image ids are uuids (docs/domain.md), so strings
 
 
 class LocaleOutcome(BaseModel):

@@ -1,4 +1,4 @@
-"""Workspace data: the design system and everything an email refers to (DOMAIN.md, Entities)."""
+"""Workspace data: the design system and everything an email refers to (docs/domain.md, Entities)."""
 
 from __future__ import annotations
 

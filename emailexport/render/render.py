@@ -1,4 +1,4 @@
-"""Render one locale of an email to HTML with ESP markers (DOMAIN.md, Rendering one locale, 1-6).
+"""Render one locale of an email to HTML with ESP markers (docs/domain.md, Rendering one locale, 1-6).
 
 The output still holds markers for ESP tokens; `emailexport.transforms` turns it into the final
 HTML. Problems are collected, not raised: a locale reports every error it found at once.

@@ -1,4 +1,4 @@
-"""Resolving and typing field values (DOMAIN.md, Rendering one locale, step 2).
+"""Resolving and typing field values (docs/domain.md, Rendering one locale, step 2).
 
 Order: the branch's value in this locale; the branch's value in the email's default locale (an
 "untranslated" warning); the brand profile's field default; the field's default_value.

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, and_, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -236,10 +236,14 @@ class Store:
                                                    ExportRow.idempotency_key == key))
             return None if row is None else _record(row)
 
-    def list_exports(self, workspace_id: int, *, page: int = 1, per: int = 25) -> tuple[list[ExportRecord], int]:
-        """One page of a workspace's records, newest first, and the total count."""
+    def list_exports(self, workspace_id: int, *, page: int = 1, per: int = 25, status: str | None = None,
+                     email_id: int | None = None) -> tuple[list[ExportRecord], int]:
+        """One page of a workspace's records (optionally only one status, one email), newest first,
+        and the total count of records matching."""
         with self.session() as s:
-            where = ExportRow.workspace_id == workspace_id
+            where = and_(ExportRow.workspace_id == workspace_id,
+                         *([ExportRow.status == status] if status else []),
+                         *([ExportRow.email_id == email_id] if email_id is not None else []))
             total = s.scalar(select(func.count()).select_from(ExportRow).where(where)) or 0
             rows = s.scalars(
                 select(ExportRow).where(where).order_by(ExportRow.created_at.desc(), ExportRow.id.desc())

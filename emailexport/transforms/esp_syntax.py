@@ -2,7 +2,7 @@
 
 The renderer turns the tokens it writes itself into markers; this pattern finds the ones an author
 wrote by hand so they get the same protection. It covers the delimited forms of the presets in
-DOMAIN.md. Forms without delimiters (Velocity `#if(...)`, Campaign Monitor `[firstname]`) cannot
+docs/domain.md. Forms without delimiters (Velocity `#if(...)`, Campaign Monitor `[firstname]`) cannot
 be told apart from ordinary text by pattern and are left as text.
 """
 

@@ -1,7 +1,7 @@
 """The transform stage: one rendered locale's HTML -> the HTML that ships, in a fixed order.
 
 Each step is a small pure function in its own module; this function only sequences them and
-says why each one sits where it does (see DOMAIN.md, "Rendering one locale", step 7).
+says why each one sits where it does (see docs/domain.md, "Rendering one locale", step 7).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def _quoted(value: str, preferred: str = "'") -> str:
 
 @st.composite
 def tokens(draw: st.DrawFn) -> str:
-    """One realistic ESP token from any preset of DOMAIN.md."""
+    """One realistic ESP token from any preset of docs/domain.md."""
     name, fallback = draw(st.sampled_from(NAMES)), draw(st.sampled_from(FALLBACKS))
     amp_fallback = fallback.replace('"', '""')
     forms = [
