@@ -40,10 +40,10 @@ def main() -> None:
     from emailexport.bundle import import_bundle, load_bundle
     from emailexport.previews import PreviewSettings
     from emailexport.runtime import open_store
+    from tasks.load import build_job
     from tasks.previews import build_previews, image_resources
     from tasks.render import render_locale
     from tests.helpers import create_export
-    from tasks.load import build_job
 
     store = open_store()
     data = yaml.safe_load((ROOT / "examples" / "workspace.yaml").read_text(encoding="utf-8"))
