@@ -71,7 +71,7 @@ def main() -> None:
             settings = PreviewSettings(max_pages=pages, variants=variants)
             files: dict[str, bytes] = {}
 
-            def previews(settings: PreviewSettings = settings) -> None:
+            def previews(settings: PreviewSettings = settings, files: dict[str, bytes] = files) -> None:
                 out = build_previews("bench", job.inputs, renders, image_resources({}), settings)
                 files.update(out.files)
 
