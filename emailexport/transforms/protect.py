@@ -3,12 +3,22 @@
 Handwritten because no library does it: the placeholder has to suit where it stands, and only a
 scan that knows HTML's contexts can tell.
 
-- Element content (also directly between `<tr>`s or `<td>`s): an HTML comment `<!--P:n-->`. An
-  HTML5 parser keeps a comment where it is inside a table, whereas text there is "foster-parented"
-  out of the table.
-- Attribute values and raw text (`<title>`, `<script>`, `<textarea>`): a word `P=n=P`. A comment
-  would be literal text there; the `=` makes minify-html keep the attribute quoted, which the
-  restored token (spaces, quotes) needs.
+- Element content where text is rendered (inside `<body>`, not directly in a table structure): a
+  word `P=n=P`, i.e. text. The minifier then treats the token exactly as it treats the text it
+  stands for, so the space in `Hi {{ first_name }}` or between `*|IF:X|* *|LIST:NAME|*` stays.
+  A comment does not work here: minify-html collapses whitespace next to a comment as if the
+  comment were absent, so `<p>Hi <!--P--></p>` became `<p>Hi<!--P--></p>` and the recipient read
+  "HiAnna" (issue 10).
+- Element content where text would be moved by an HTML5 parser: directly inside `<table>`,
+  `<tbody>`/`<thead>`/`<tfoot>` or `<tr>` (text there is "foster-parented" out of the table, so
+  `{{#each}}` between rows would jump above the table), and before `<body>`/after `</body>` (text
+  in `<head>` would start the body): an HTML comment `<!--P:n-->`, which a parser keeps in
+  place. Whitespace there is not rendered, so collapsing it around the comment changes nothing.
+  Which context a position is in comes from a small stack of the table elements and whether the
+  body has started (see `_Context`), following the HTML5 tree-construction rules for these tags.
+- Attribute values and raw text (`<title>`, `<script>`, `<textarea>`): the same word `P=n=P`. A
+  comment would be literal text there; the `=` makes minify-html keep the attribute quoted, which
+  the restored token (spaces, quotes) needs.
 - Inside a tag but outside any value (`<td <marker>>`): a valueless attribute `P-n`. This works,
   but the minifier may reorder attributes around it, so a warning is recorded.
 - Every comment (Outlook conditionals `<!--[if mso]>...<![endif]-->`, `<![if ...]>`) is stashed
@@ -18,6 +28,8 @@ scan that knows HTML's contexts can tell.
 
 Raw ESP syntax typed by authors is first turned into markers (appended to the token list), so from
 then on a single scan handles both, and quotes or `<` inside a raw token cannot mislead it.
+Character references that spell ESP syntax (`&#123;&#123; x }}`) are text, not tokens: the
+serializers decode them, and `references.reescape_esp_syntax` encodes them again after minifying.
 """
 
 from __future__ import annotations
@@ -142,6 +154,7 @@ class _Scanner:
         self.kinds: list[StashKind] = []
         self.quotes: list[str] = []
         self.warnings: list[str] = []
+        self.context = _Context(fragment=True)
 
     def stash(self, text: str, kind: StashKind, quote: str = "") -> int:
         self.originals.append(text)
@@ -157,10 +170,15 @@ class _Scanner:
         return MARKER_RE.sub(lambda m: f"{self.prefix}={self.stash(m.group(0), 'token', quote)}={self.prefix}", text)
 
     def content(self, text: str) -> str:
-        """Markers in element content -> comment placeholders."""
-        return MARKER_RE.sub(lambda m: self.node(m.group(0), "token"), text)
+        """Markers in element content -> word placeholders where text renders, else comments."""
+        if self.context.text_renders():
+            return self.words(text)
+        result = MARKER_RE.sub(lambda m: self.node(m.group(0), "token"), text)
+        self.context.text_seen(MARKER_RE.sub("", text))  # real text starts the body, as in a parser
+        return result
 
     def scan(self, text: str) -> str:
+        self.context = _Context(fragment=not _DOCUMENT_TAG_RE.search(text))
         out: list[str] = []
         pos = 0
         while (lt := text.find("<", pos)) >= 0:
@@ -181,6 +199,8 @@ class _Scanner:
             return end
         if text.startswith(("<!", "<?", "</"), lt):
             end = _find_end(text, ">", lt)
+            if text.startswith("</", lt):
+                self.context.end_tag(text[lt + 2 : end].strip("> \t\n\r\f/").lower())
             out.append(self.words(text[lt:end]))
             return end
         if _TAG_OPEN_RE.match(text, lt):
@@ -199,6 +219,7 @@ class _Scanner:
         """A start tag (and, for raw-text elements, its content up to the end tag)."""
         tag, end = self.start_tag(text, lt)
         name = tag[1:].split(None, 1)[0].rstrip("/>").lower()
+        self.context.start_tag(name)
         if name not in _RAW_TEXT_TAGS:
             out.append(tag)
             return end
@@ -247,6 +268,69 @@ class _Scanner:
             out.append(f" {placeholder} " if out[-1] or rest else placeholder)
             out.append(rest)
         return "".join(out)
+
+
+_DOCUMENT_TAG_RE = re.compile(r"<(?:html|head|body)[\s/>]", re.IGNORECASE)
+_HEAD_TAGS = frozenset(
+    {"html", "head", "meta", "link", "title", "style", "script", "base", "noscript", "template", "basefont", "bgsound"}
+)
+_TABLE_SECTIONS = frozenset({"tbody", "thead", "tfoot"})
+_TEXTLESS = frozenset({"table", "tbody", "thead", "tfoot", "tr"})
+"""Table elements whose direct text content an HTML5 parser foster-parents out of the table."""
+
+
+class _Context:
+    """Whether text at the scan position would render where it stands (HTML5 tree construction).
+
+    Tracks only what decides it: whether the body has started (a `<body>` tag, any start tag that
+    cannot be in `<head>`, or non-whitespace text), whether it has ended (`</body>`, `</html>`),
+    and the stack of open table elements with the implied end tags of `<tr>`, `<td>`, `<tbody>`.
+    A fragment (no `<html>`, `<head>` or `<body>` tag) is body content from the start.
+    """
+
+    def __init__(self, *, fragment: bool) -> None:
+        self.in_body = fragment
+        self.after_body = False
+        self.tables: list[str] = []
+
+    def text_renders(self) -> bool:
+        return self.in_body and not self.after_body and not (self.tables and self.tables[-1] in _TEXTLESS)
+
+    def text_seen(self, text: str) -> None:
+        if not self.after_body and text.strip():
+            self.in_body = True
+
+    def start_tag(self, name: str) -> None:
+        if name == "body" or name not in _HEAD_TAGS:
+            self.in_body = True
+        if name == "table":
+            self.tables.append(name)
+        elif name in _TABLE_SECTIONS:
+            self._pop_to({"table"}, keep=True)
+            self.tables.append(name)
+        elif name == "tr":
+            self._pop_to({"table", *_TABLE_SECTIONS}, keep=True)
+            self.tables.append(name)
+        elif name in {"td", "th"}:
+            self._pop_to({"tr", "table"}, keep=True)
+            self.tables.append(name)
+        elif name == "caption":
+            self.tables.append(name)
+
+    def end_tag(self, name: str) -> None:
+        if name in {"body", "html"}:
+            self.after_body = True
+        elif name in {"table", "caption", "tr", "td", "th", *_TABLE_SECTIONS} and name in self.tables:
+            self._pop_to({name}, keep=False)
+
+    def _pop_to(self, names: set[str], *, keep: bool) -> None:
+        """Pop open table elements until one of `names` is on top (`keep`) or has been popped."""
+        if not any(name in names for name in self.tables):
+            return
+        while self.tables and self.tables[-1] not in names:
+            self.tables.pop()
+        if not keep and self.tables:
+            self.tables.pop()
 
 
 def _find_end(text: str, needle: str, start: int) -> int:
