@@ -21,6 +21,10 @@ scan that knows HTML's contexts can tell.
   the restored token (spaces, quotes) needs.
 - Inside a tag but outside any value (`<td <marker>>`): a valueless attribute `P-n`. This works,
   but the minifier may reorder attributes around it, so a warning is recorded.
+- Whitespace alone between two inline elements (`</a> <a>`, `</b>\n<i>`): a word `P=n=P` standing
+  for one space. minify-html drops whitespace-only text between the children of `<div>`,
+  `<body>`, `<section>`... as if their content were blocks, so `<a>Profile</a> <a>Help</a>` in a
+  `<div>` would read "ProfileHelp"; as a word it is text and stays.
 - Every comment (Outlook conditionals `<!--[if mso]>...<![endif]-->`, `<![if ...]>`) is stashed
   whole; ordinary comments without tokens may be dropped instead (when minifying).
 - `<style data-embed>` (client hacks) and any `<style>` holding a token are stashed whole: the
@@ -44,7 +48,7 @@ from emailexport.transforms.markers import MARKER_RE, marker, restore_markers
 
 __all__ = ["Protected", "protect"]
 
-StashKind = Literal["token", "comment", "conditional", "block"]
+StashKind = Literal["token", "comment", "conditional", "block", "space"]
 
 _RAW_TEXT_TAGS = frozenset({"style", "script", "title", "textarea", "xmp", "iframe", "noembed", "noframes"})
 _TAG_OPEN_RE = re.compile(r"<([A-Za-z][^\s/>]*)")
@@ -107,8 +111,9 @@ class Protected:
 def protect(html: str, tokens: Sequence[str], *, drop_comments: bool = False, reserved: str = "") -> Protected:
     """Rendered HTML with markers, its tokens -> the same HTML with context-fitting placeholders.
 
-    `drop_comments` drops ordinary comments that hold no token (Outlook conditionals are always
-    kept); `reserved` is other text the placeholder prefix must not occur in.
+    `drop_comments` (set when minifying) drops ordinary comments that hold no token (Outlook
+    conditionals are always kept) and shortens the whitespace stashed with a placeholder to the one
+    character that matters; `reserved` is other text the placeholder prefix must not occur in.
     """
     all_tokens = list(tokens)
 
@@ -155,6 +160,7 @@ class _Scanner:
         self.quotes: list[str] = []
         self.warnings: list[str] = []
         self.context = _Context(fragment=True)
+        self.inline_before = False  # the markup just scanned was an inline element's tag
 
     def stash(self, text: str, kind: StashKind, quote: str = "") -> int:
         self.originals.append(text)
@@ -169,11 +175,29 @@ class _Scanner:
         """Markers in attribute values (quoted with `quote`) or raw text -> word placeholders."""
         return MARKER_RE.sub(lambda m: f"{self.prefix}={self.stash(m.group(0), 'token', quote)}={self.prefix}", text)
 
+    def space(self, whitespace: str) -> str:
+        """Whitespace alone between two inline elements -> a word placeholder standing for one space.
+
+        minify-html removes whitespace-only text between elements inside `<div>`, `<body>`,
+        `<section>` and the like (it takes their content for block layout), so
+        `<div><a>Profile</a> <a>Help</a></div>` would read "ProfileHelp"; as a word it is text.
+        """
+        return f"{self.prefix}={self.stash(self.spacing(whitespace), 'space')}={self.prefix}"
+
+    def spacing(self, whitespace: str) -> str:
+        """Whitespace kept in a stash: as written, or (when minifying) the one character that matters."""
+        return _separator(whitespace) if self.drop_comments else whitespace
+
     def content(self, text: str) -> str:
         """Markers in element content -> word placeholders where text renders, else comments."""
         if self.context.text_renders():
             return self.words(text)
-        result = MARKER_RE.sub(lambda m: self.node(m.group(0), "token"), text)
+        # Whitespace around the token goes into the stash (one separator kept): where an HTML5
+        # parser moves the token text (foster-parenting out of a table, out of <head>), the moved
+        # text keeps its separators, and the minifier can no longer remove them.
+        result = _SPACED_MARKER_RE.sub(
+            lambda m: self.node(self.spacing(m.group(1)) + m.group(2) + self.spacing(m.group(3)), "token"), text
+        )
         self.context.text_seen(MARKER_RE.sub("", text))  # real text starts the body, as in a parser
         return result
 
@@ -182,7 +206,13 @@ class _Scanner:
         out: list[str] = []
         pos = 0
         while (lt := text.find("<", pos)) >= 0:
-            out.append(self.content(text[pos:lt]))
+            chunk = text[pos:lt]
+            if self.inline_before and chunk and not chunk.strip(" \t\n\r\f") and self.context.text_renders() \
+                    and (following := _TAG_NAME_RE.match(text, lt)) and following.group(1).lower() in _INLINE:
+                out.append(self.space(chunk))
+            else:
+                out.append(self.content(chunk))
+            self.inline_before = False
             pos = self.markup(text, lt, out)
         out.append(self.content(text[pos:]))
         return "".join(out)
@@ -200,7 +230,9 @@ class _Scanner:
         if text.startswith(("<!", "<?", "</"), lt):
             end = _find_end(text, ">", lt)
             if text.startswith("</", lt):
-                self.context.end_tag(text[lt + 2 : end].strip("> \t\n\r\f/").lower())
+                name = text[lt + 2 : end].strip("> \t\n\r\f/").lower()
+                self.context.end_tag(name)
+                self.inline_before = name in _INLINE
             out.append(self.words(text[lt:end]))
             return end
         if _TAG_OPEN_RE.match(text, lt):
@@ -220,6 +252,7 @@ class _Scanner:
         tag, end = self.start_tag(text, lt)
         name = tag[1:].split(None, 1)[0].rstrip("/>").lower()
         self.context.start_tag(name)
+        self.inline_before = name in _INLINE
         if name not in _RAW_TEXT_TAGS:
             out.append(tag)
             return end
@@ -268,6 +301,20 @@ class _Scanner:
             out.append(f" {placeholder} " if out[-1] or rest else placeholder)
             out.append(rest)
         return "".join(out)
+
+
+_TAG_NAME_RE = re.compile(r"</?([A-Za-z][^\s/>]*)")
+_INLINE = frozenset(
+    "a abbr b bdi bdo big button cite code data del dfn em font i img input ins kbd label mark q s samp "
+    "select small span strike strong sub sup textarea time tt u var".split()
+)
+"""Inline-level elements: whitespace alone between two of them is a rendered space."""
+_SPACED_MARKER_RE = re.compile("([ \t\n\r\f]*)(\ue000\\d+\ue001)([ \t\n\r\f]*)")
+
+
+def _separator(whitespace: str) -> str:
+    """A run of whitespace -> the one character that keeps its meaning (none, a newline or a space)."""
+    return "" if not whitespace else "\n" if "\n" in whitespace else " "
 
 
 _DOCUMENT_TAG_RE = re.compile(r"<(?:html|head|body)[\s/>]", re.IGNORECASE)
