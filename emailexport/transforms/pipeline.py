@@ -26,7 +26,7 @@ __all__ = ["LinkTracking", "TransformOptions", "TransformResult", "html_to_plain
 
 @dataclass(frozen=True)
 class TransformOptions:
-    """How to transform one locale's HTML."""
+    """How to transform one locale's HTML (`lang=""`: leave `<html lang dir>` as the document has it)."""
 
     lang: str
     direction: Literal["ltr", "rtl"]
@@ -77,8 +77,9 @@ def transform_html(html: str, tokens: Sequence[str], options: TransformOptions) 
     page, _count = reescape_esp_syntax(page)
     # 6. Restore once no tool will parse the document again.
     page = restore_placeholders(page, protected)
-    # 7. lang/dir at the very end so nothing can drop or reorder them.
-    page = set_lang_dir(page, options.lang, options.direction)
+    # 7. lang/dir at the very end so nothing can drop or reorder them ("" keeps the document's own).
+    if options.lang:
+        page = set_lang_dir(page, options.lang, options.direction)
     return TransformResult(html=page, warnings=tuple(warnings))
 
 
