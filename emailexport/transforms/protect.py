@@ -41,10 +41,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 from emailexport.transforms.esp_syntax import ESP_SYNTAX_RE
-from emailexport.transforms.markers import MARKER_RE, marker, restore_markers
+from emailexport.transforms.markers import MARKER_OPEN, MARKER_RE, marker, restore_markers
 
 __all__ = ["Protected", "protect"]
 
@@ -52,6 +53,10 @@ StashKind = Literal["token", "comment", "conditional", "block", "space"]
 
 _RAW_TEXT_TAGS = frozenset({"style", "script", "title", "textarea", "xmp", "iframe", "noembed", "noframes"})
 _TAG_OPEN_RE = re.compile(r"<([A-Za-z][^\s/>]*)")
+_START_TAG_RE = re.compile(
+    r"""<[A-Za-z][^\s/>]*(?:\s+|=\s*(?:"[^"]*"|'[^']*'|[^\s>"'][^\s>]*)|[^\s=>]+|=)*/?>"""
+)
+"""A whole start tag, the same grammar as the `_TAG_PIECE_RE` loop below (used when it holds no marker)."""
 _TAG_PIECE_RE = re.compile(
     r"""(?P<value>=\s*(?:"[^"]*"|'[^']*'|[^\s>"'][^\s>]*))|(?P<end>/?>)|(?P<other>\s+|[^\s=>]+|=)"""
 )
@@ -81,7 +86,7 @@ class Protected:
     doctype: str | None
     warnings: tuple[str, ...]
 
-    @property
+    @cached_property
     def placeholder_re(self) -> re.Pattern[str]:
         """The pattern of every placeholder form; group 1, 2 or 3 is the stash index."""
         p = re.escape(self.prefix)
@@ -173,6 +178,8 @@ class _Scanner:
 
     def words(self, text: str, quote: str = "") -> str:
         """Markers in attribute values (quoted with `quote`) or raw text -> word placeholders."""
+        if MARKER_OPEN not in text:
+            return text
         return MARKER_RE.sub(lambda m: f"{self.prefix}={self.stash(m.group(0), 'token', quote)}={self.prefix}", text)
 
     def space(self, whitespace: str) -> str:
@@ -190,6 +197,9 @@ class _Scanner:
 
     def content(self, text: str) -> str:
         """Markers in element content -> word placeholders where text renders, else comments."""
+        if MARKER_OPEN not in text:
+            self.context.text_seen(text)
+            return text
         if self.context.text_renders():
             return self.words(text)
         # Whitespace around the token goes into the stash (one separator kept): where an HTML5
@@ -267,6 +277,9 @@ class _Scanner:
 
     def start_tag(self, text: str, lt: int) -> tuple[str, int]:
         """The start tag at `lt` -> its protected text and where it ends."""
+        whole = _START_TAG_RE.match(text, lt)
+        if whole is not None and MARKER_OPEN not in whole.group(0):
+            return whole.group(0), whole.end()  # the common case, in one regex match
         opening = _TAG_OPEN_RE.match(text, lt)
         assert opening is not None
         out = [opening.group(0)]
@@ -344,7 +357,7 @@ class _Context:
         return self.in_body and not self.after_body and not (self.tables and self.tables[-1] in _TEXTLESS)
 
     def text_seen(self, text: str) -> None:
-        if not self.after_body and text.strip():
+        if not self.in_body and not self.after_body and text.strip():
             self.in_body = True
 
     def start_tag(self, name: str) -> None:
