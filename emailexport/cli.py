@@ -288,8 +288,8 @@ def serve(
 @app.command("transform")
 def transform(
     file: Annotated[Path, typer.Argument(help="an HTML file (UTF-8), e.g. a template you already have")],
-    minify: Annotated[bool, typer.Option("--minify", help="minify the HTML (what recipients read is kept)")] = False,
-    preset: Annotated[str | None, typer.Option("--preset", help="template engine preset, for ESP-specific checks")] = None,
+    minify: Annotated[bool, typer.Option("--minify", help="minify (what recipients read is kept)")] = False,
+    preset: Annotated[str | None, typer.Option("--preset", help="template engine preset (ESP checks)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the HTML here instead of to stdout")] = None,
 ) -> None:
     """Run the transform stage (inline CSS, minify, ESP syntax kept) on an HTML file; print its warnings."""
@@ -307,7 +307,8 @@ def transform(
     if out is None:
         sys.stdout.write(result.html)
     else:
-        err.print(f"Wrote {escape(str(out))} ({len(result.html.encode('utf-8'))} bytes, {len(result.warnings)} warnings)")
+        size = len(result.html.encode("utf-8"))
+        err.print(f"Wrote {escape(str(out))} ({size} bytes, {len(result.warnings)} warnings)")
 
 
 def main() -> None:

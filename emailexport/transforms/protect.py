@@ -317,10 +317,11 @@ class _Scanner:
 
 
 _TAG_NAME_RE = re.compile(r"</?([A-Za-z][^\s/>]*)")
-_INLINE = frozenset(
-    "a abbr b bdi bdo big button cite code data del dfn em font i img input ins kbd label mark q s samp "
-    "select small span strike strong sub sup textarea time tt u var".split()
-)
+_INLINE = frozenset({
+    "a", "abbr", "b", "bdi", "bdo", "big", "button", "cite", "code", "data", "del", "dfn", "em", "font", "i",
+    "img", "input", "ins", "kbd", "label", "mark", "q", "s", "samp", "select", "small", "span", "strike",
+    "strong", "sub", "sup", "textarea", "time", "tt", "u", "var",
+})
 """Inline-level elements: whitespace alone between two of them is a rendered space."""
 _SPACED_MARKER_RE = re.compile("([ \t\n\r\f]*)(\ue000\\d+\ue001)([ \t\n\r\f]*)")
 

@@ -26,7 +26,7 @@ _MAX_ROUNDS = 64
 
 
 def reescape_esp_syntax(html: str) -> tuple[str, int]:
-    """Processed HTML (tokens still placeholders) -> (the HTML with no ESP syntax outside raw text, how many re-escaped)."""
+    """Processed HTML (tokens still placeholders) -> (it with no ESP syntax outside raw text, how many re-escaped)."""
     pieces = _RAW_TEXT_RE.split(html)
     count = 0
     # split() with two groups yields: text, whole raw element, tag name, text, ...

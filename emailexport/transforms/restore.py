@@ -51,8 +51,8 @@ def restore_placeholders(html: str, protected: Protected) -> str:
     return html
 
 
-_RAW_TEXT_RE = re.compile(r"(<(?:script|style|xmp|iframe|noembed|noframes)\b[^>]*>.*?</(?:script|style|xmp|iframe|noembed|noframes)\s*>)",
-                          re.IGNORECASE | re.DOTALL)
+_RAW = "script|style|xmp|iframe|noembed|noframes"
+_RAW_TEXT_RE = re.compile(rf"(<(?:{_RAW})\b[^>]*>.*?</(?:{_RAW})\s*>)", re.IGNORECASE | re.DOTALL)
 _START_TAG_RE = re.compile(r"""<[A-Za-z][^\s/>]*(?:\s+|=\s*(?:"[^"]*"|'[^']*'|[^\s>"'][^\s>]*)|[^\s=>]+|=)*/?>""")
 
 

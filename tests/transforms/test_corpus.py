@@ -54,5 +54,5 @@ def test_outlook_conditional_comments_unchanged(template: tuple[str, str, str]) 
 
 
 def test_minified_output_is_smaller(template: tuple[str, str, str]) -> None:
-    source, plain, minified = template
+    _source, plain, minified = template
     assert len(minified) < len(plain)

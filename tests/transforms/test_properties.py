@@ -114,8 +114,8 @@ TYPED = st.sampled_from(
 )
 SEPARATORS = st.sampled_from([" ", "\n", "\n    ", " \t "])
 LITERALS = st.sampled_from(
-    ["&#123;&#123; lit }}", "&lbrace;&lbrace; lit &rbrace;&rbrace;", "&#x7B;&#x7B;&#x7B; raw }}}", "&#123;% if x %&#125;",
-     "&#42;|LIT|*", "&#37;&#37;=v(@lit)=&#37;&#37;", "&#37;&#37;Lit%%"]
+    ["&#123;&#123; lit }}", "&lbrace;&lbrace; lit &rbrace;&rbrace;", "&#x7B;&#x7B;&#x7B; raw }}}",
+     "&#123;% if x %&#125;", "&#42;|LIT|*", "&#37;&#37;=v(@lit)=&#37;&#37;", "&#37;&#37;Lit%%"]
 )
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789 .,!?'-", min_size=1, max_size=20)
 

@@ -26,11 +26,12 @@ from emailexport.transforms.esp_syntax import ESP_SYNTAX_RE
 __all__ = ["conditional_comments", "esp_tokens", "visible_text"]
 
 _NS = "{http://www.w3.org/1999/xhtml}"
-_BLOCKS = frozenset(
-    "address article aside blockquote caption center dd details div dl dt fieldset figcaption figure footer "
-    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table tbody td tfoot th thead tr ul "
-    "body html".split()
-)
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+    "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th",
+    "thead", "tr", "ul", "body", "html",
+})
 _HIDDEN = frozenset({"script", "style", "template", "head", "title", "noscript"})
 _COLLAPSIBLE = re.compile(r"[ \t\n\r\f]+")
 _BREAK = "\x00"
@@ -77,7 +78,8 @@ def visible_text(html: str) -> str:
 
 def conditional_comments(html: str) -> list[str]:
     """HTML -> the data of its Outlook conditional comments, in document order."""
-    return [el.text or "" for el in tinyhtml5.parse(html).iter() if el.tag is ET.Comment and _CONDITIONAL.match(el.text or "")]
+    comments = (el.text or "" for el in tinyhtml5.parse(html).iter() if el.tag is ET.Comment)
+    return [text for text in comments if _CONDITIONAL.match(text)]
 
 
 def esp_tokens(html: str) -> list[object]:
