@@ -218,12 +218,14 @@ class _Scanner:
         while (lt := text.find("<", pos)) >= 0:
             chunk = text[pos:lt]
             if self.inline_before and chunk and not chunk.strip(" \t\n\r\f") and self.context.text_renders() \
-                    and (following := _TAG_NAME_RE.match(text, lt)) and following.group(1).lower() in _INLINE:
+                    and (following := _NEXT_TAG_RE.match(text, lt)) and following.group(1).lower() in _INLINE:
                 out.append(self.space(chunk))
             else:
                 out.append(self.content(chunk))
-            self.inline_before = False
+            inline_before, self.inline_before = self.inline_before, False
             pos = self.markup(text, lt, out)
+            if text.startswith(("<!--", "<!["), lt):  # a comment is invisible: `</a> <!--c--> <a>` is still a gap
+                self.inline_before = inline_before and not chunk.strip(" \t\n\r\f")
         out.append(self.content(text[pos:]))
         return "".join(out)
 
@@ -316,7 +318,8 @@ class _Scanner:
         return "".join(out)
 
 
-_TAG_NAME_RE = re.compile(r"</?([A-Za-z][^\s/>]*)")
+_NEXT_TAG_RE = re.compile(r"(?:<!--.*?-->|<!\[[^>]*>|[ \t\n\r\f])*</?([A-Za-z][^\s/>]*)", re.DOTALL)
+"""The name of the next tag, skipping comments and whitespace."""
 _INLINE = frozenset({
     "a", "abbr", "b", "bdi", "bdo", "big", "button", "cite", "code", "data", "del", "dfn", "em", "font", "i",
     "img", "input", "ins", "kbd", "label", "mark", "q", "s", "samp", "select", "small", "span", "strike",

@@ -65,3 +65,16 @@ def test_reescape_leaves_raw_text_and_reports_a_count() -> None:
 def test_real_tokens_next_to_references_are_kept(minify: bool) -> None:
     out = _run("<html><body><p>&#123;&#123; literal }} and {{ real }}</p></body></html>", minify)
     assert ESP_SYNTAX_RE.findall(out) == ["{{ real }}"]
+
+
+@pytest.mark.parametrize("minify", [False, True])
+@pytest.mark.parametrize(
+    "gap", [" ", "\n  ", " <!-- note --> ", "<!--[if mso]>o<![endif]-->\n", "\n<!--[if mso]>o<![endif]-->"]
+)
+def test_whitespace_between_inline_elements_in_a_div_survives(gap: str, minify: bool) -> None:
+    """minify-html drops whitespace-only text between the children of a <div>, comments or not."""
+    out = _run(f'<html><body><div><a href="https://x.com/a">Profile</a>{gap}<a href="https://x.com/b">Help</a>'
+               "</div></body></html>", minify)
+    between = out[out.index("Profile</a>") + len("Profile</a>") : out.index("<a href", out.index("Profile"))]
+    assert between.replace("<!--[if mso]>o<![endif]-->", "").replace("<!-- note -->", "").strip(" \n") == ""
+    assert any(c in between for c in " \n")

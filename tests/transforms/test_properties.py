@@ -146,7 +146,7 @@ def inline_piece(draw: st.DrawFn, email: Email) -> str:
         return draw(LITERALS)
     if kind == "pair":  # two inline elements separated by whitespace only
         tags = draw(st.sampled_from([("b", "i"), ("a", "span"), ("strong", "a"), ("span", "span")]))
-        gap = draw(st.sampled_from([" ", "\n", "\n  ", "\t"]))
+        gap = draw(st.sampled_from([" ", "\n", "\n  ", "\t", " <!-- note --> ", "<!--[if mso]>o<![endif]-->\n"]))
         return f"<{tags[0]}>{draw(WORDS)}</{tags[0]}>{gap}<{tags[1]}>{draw(WORDS)}</{tags[1]}>"
     if kind == "token":
         return email.token(draw(tokens()))
