@@ -9,7 +9,9 @@ at send time, so a value that is only ESP syntax is never reported as empty or a
 token is swapped for a plain placeholder word before parsing: a token may hold quotes or `>`
 (`href="{{ city | default: "all" }}"`), which would otherwise cut the attribute short, and may sit
 inside a start tag (`<a {% if x %}...`). Messages show the tokens again. Content inside Outlook
-conditional comments is a comment to the parser and is not checked.
+conditional comments is a comment to the parser and is not checked by the tree checks;
+`token_in_comment` scans comments in the raw HTML instead, for the presets listed in
+`COMMENT_BLIND_ESPS` (which ESP processes its syntax inside comments: docs/transform.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emailexport.transforms.esp_syntax import ESP_SYNTAX_RE
 
-__all__ = ["CHECK_CODES", "CheckSettings", "Finding", "run_checks"]
+__all__ = ["CHECK_CODES", "COMMENT_BLIND_ESPS", "CheckSettings", "Finding", "run_checks"]
 
 CHECK_CODES: dict[str, str] = {
     "html_over_102kb": "HTML over 102 KB: Gmail clips the message and hides the rest behind a link",
@@ -39,8 +41,21 @@ CHECK_CODES: dict[str, str] = {
     "image_over_1mb": "an image over 1 MB: slow to load on mobile, and some clients skip it",
     "html_missing_lang": "<html> without lang: screen readers guess the language",
     "table_missing_role": "a layout table without role=\"presentation\": screen readers announce it as data",
+    "token_in_comment": "an ESP token inside an HTML comment (an Outlook conditional too) for an ESP that does "
+                            "not process its syntax there: Outlook desktop readers get the raw token",
 }
 """Every check's code (stable: settings and records refer to it) -> what it reports."""
+
+
+COMMENT_BLIND_ESPS: dict[str, str] = {
+    "braze": "Braze",  # Braze "Using Liquid": HTML comments are removed before Liquid is read (issue 10)
+}
+"""Preset -> the ESP's name, for the ESPs that do not evaluate their syntax inside HTML comments.
+
+Every other preset's ESP evaluates the whole HTML source as text (AMPscript, Handlebars, Liquid
+and the merge-tag languages are not HTML-aware), so a token in `<!--[if mso]>` is filled in for
+Outlook readers too. Per preset, with the reference and what is unconfirmed: docs/transform.md.
+"""
 
 
 class CheckSettings(BaseSettings):
@@ -85,10 +100,15 @@ def run_checks(
     *,
     image_sizes: Mapping[str, int] | None = None,
     settings: CheckSettings,
+    preset: str | None = None,
 ) -> list[Finding]:
-    """A locale's final HTML, subject and preheader -> its findings (image_sizes: URL -> bytes, when known)."""
+    """A locale's final HTML, subject and preheader -> its findings (image_sizes: URL -> bytes, when known).
+
+    `preset` is the template engine preset the HTML was written for (None: no ESP-specific checks).
+    """
     found: list[tuple[str, str]] = []
     found += _check_size(html, settings)
+    found += _check_comment_tokens(html, preset)
     found += [("subject_missing", "the subject is empty")] if not subject.strip() else []
     found += [("preheader_missing", "the preheader is empty")] if not preheader.strip() else []
     tokens: list[str] = []
@@ -125,6 +145,28 @@ def _parse(html: str) -> Any:
         return None
     # bytes, so a `<meta charset>` or XML declaration in the string cannot make lxml refuse it.
     return lxml_html.document_fromstring(html.encode("utf-8"), parser=lxml_html.HTMLParser(encoding="utf-8"))
+
+
+_COMMENT_RE = re.compile(r"<!--(?!>|->)(.*?)--!?>", re.DOTALL)  # HTML5: `<!-->` and `<!--->` are empty
+
+
+def _check_comment_tokens(html: str, preset: str | None) -> Found:
+    """Tokens in HTML comments, for a preset whose ESP does not process its syntax inside comments."""
+    esp = COMMENT_BLIND_ESPS.get(preset or "")
+    if esp is None:
+        return
+    for comment in _COMMENT_RE.finditer(html):
+        tokens = ESP_SYNTAX_RE.findall(comment.group(1))
+        if not tokens:
+            continue
+        line = html.count("\n", 0, comment.start()) + 1
+        conditional = comment.group(1).lstrip().lower().startswith("[if")
+        where = "an Outlook conditional comment" if conditional else "an HTML comment"
+        effect = ("Outlook desktop readers get it raw" if conditional
+                  else "it is not filled in")
+        shown = ", ".join(dict.fromkeys(tokens))
+        yield ("token_in_comment", f"{shown} sits inside {where} (line {line}); {esp} does not process its "
+                                       f"syntax inside HTML comments, so {effect}")
 
 
 def _check_size(html: str, settings: CheckSettings) -> Found:

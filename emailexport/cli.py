@@ -528,6 +528,32 @@ def preview(export_id: Annotated[int, typer.Argument(help="the export's id")]) -
     console.print(f"Gallery of export {export_id}: {index.as_uri()}", soft_wrap=True, markup=False)
 
 
+@app.command("transform")
+def transform(
+    file: Annotated[Path, typer.Argument(help="an HTML file (UTF-8), e.g. a template you already have")],
+    minify: Annotated[bool, typer.Option("--minify", help="minify (what recipients read is kept)")] = False,
+    preset: Annotated[str | None, typer.Option("--preset", help="template engine preset (ESP checks)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the HTML here instead of to stdout")] = None,
+) -> None:
+    """Run the transform stage (inline CSS, minify, ESP syntax kept) on an HTML file; print its warnings."""
+    from rich.markup import escape
+
+    from emailexport.transform_file import TransformFileError, transform_file
+
+    try:
+        result = transform_file(file, minify=minify, preset=preset, out=out)
+    except TransformFileError as exc:
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    for warning in result.warnings:
+        err.print(f"[yellow]Warning:[/] {escape(warning)}")
+    if out is None:
+        sys.stdout.write(result.html)
+    else:
+        size = len(result.html.encode("utf-8"))
+        err.print(f"Wrote {escape(str(out))} ({size} bytes, {len(result.warnings)} warnings)")
+
+
 def main() -> None:
     """Console entry point (`EmailExportGroup.main` does the error handling and exits)."""
     # The embedded Prefect server would otherwise try to send usage telemetry to the internet.

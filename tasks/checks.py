@@ -35,7 +35,7 @@ def check_locale(render: LocaleRender, inp: LocaleRenderInput, settings: CheckSe
     if not render.ok:
         return render
     findings = run_checks(render.html, render.subject, render.preheader, image_sizes=_image_sizes(inp),
-                          settings=settings)
+                          settings=settings, preset=inp.profile.template_engine_preset if inp.profile else None)
     if not findings:
         return render
     return render.model_copy(update={

@@ -81,7 +81,8 @@ def test_each_check_finds_its_problem_and_only_it(code, html, subject, preheader
 
 
 def test_every_check_has_a_case():
-    assert {case[0] for case in CASES} == set(CHECK_CODES)
+    # token_in_comment depends on the preset: its cases are in tests/test_checks_comments.py
+    assert {case[0] for case in CASES} | {"token_in_comment"} == set(CHECK_CODES)
 
 
 def test_images_at_or_under_the_limits_are_fine():

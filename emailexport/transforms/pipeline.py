@@ -17,6 +17,7 @@ from emailexport.transforms.lang import set_lang_dir
 from emailexport.transforms.minify import minify_document
 from emailexport.transforms.plaintext import html_to_plaintext
 from emailexport.transforms.protect import protect
+from emailexport.transforms.references import reescape_esp_syntax
 from emailexport.transforms.restore import restore_placeholders
 from emailexport.transforms.tracking import LinkTracking, add_link_tracking
 
@@ -25,7 +26,7 @@ __all__ = ["LinkTracking", "TransformOptions", "TransformResult", "html_to_plain
 
 @dataclass(frozen=True)
 class TransformOptions:
-    """How to transform one locale's HTML."""
+    """How to transform one locale's HTML (`lang=""`: leave `<html lang dir>` as the document has it)."""
 
     lang: str
     direction: Literal["ltr", "rtl"]
@@ -70,10 +71,15 @@ def transform_html(html: str, tokens: Sequence[str], options: TransformOptions) 
             page = minify_document(page)
         except Exception as error:  # an optional step degrades, it never fails the export
             warnings.append(f"minify failed: {error}; output left unminified")
+    # 5b. The inliner and the minifier decode character references: ESP syntax the input held only
+    #     as text (`&#123;&#123; x }}`) must not come out live. Every real token is still a
+    #     placeholder here, so whatever ESP syntax the page holds now was made by decoding.
+    page, _count = reescape_esp_syntax(page)
     # 6. Restore once no tool will parse the document again.
     page = restore_placeholders(page, protected)
-    # 7. lang/dir at the very end so nothing can drop or reorder them.
-    page = set_lang_dir(page, options.lang, options.direction)
+    # 7. lang/dir at the very end so nothing can drop or reorder them ("" keeps the document's own).
+    if options.lang:
+        page = set_lang_dir(page, options.lang, options.direction)
     return TransformResult(html=page, warnings=tuple(warnings))
 
 

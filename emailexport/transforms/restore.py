@@ -10,8 +10,9 @@ know what the token would contain), so the HTML stays well-formed before the ESP
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from emailexport.transforms._tags import AttrEdit, StartTag, edit_start_tags, quote_for, rewrite_attrs
+from emailexport.transforms._tags import AttrEdit, StartTag, quote_for, rewrite_attrs
 from emailexport.transforms.markers import MARKER_RE
 from emailexport.transforms.protect import Protected
 
@@ -43,11 +44,36 @@ def restore_placeholders(html: str, protected: Protected) -> str:
         return rewrite_attrs(source, restore_value) if protected.placeholder_re.search(source) else source
 
     # Attribute values first, while each placeholder still tells which quote its value had.
-    html = restore(edit_start_tags(html, restore_tag))
+    html = restore(_edit_tags_with_placeholders(html, protected.prefix, restore_tag))
     if protected.doctype is not None:
         # The inliner rewrites any doctype to `<!DOCTYPE html>`; email templates often use XHTML's.
         html = _DOCTYPE_RE.sub(lambda _m: protected.doctype or "", html, count=1)
     return html
+
+
+_RAW = "script|style|xmp|iframe|noembed|noframes"
+_RAW_TEXT_RE = re.compile(rf"(<(?:{_RAW})\b[^>]*>.*?</(?:{_RAW})\s*>)", re.IGNORECASE | re.DOTALL)
+_START_TAG_RE = re.compile(r"""<[A-Za-z][^\s/>]*(?:\s+|=\s*(?:"[^"]*"|'[^']*'|[^\s>"'][^\s>]*)|[^\s=>]+|=)*/?>""")
+
+
+def _edit_tags_with_placeholders(html: str, prefix: str, edit: Callable[[StartTag, str], str]) -> str:
+    """`edit_start_tags` for the start tags holding a placeholder, found by one regex pass.
+
+    Here the document comes from css-inline or minify-html (or is the protected input when
+    inlining failed): every comment is a placeholder, so outside raw-text elements each `<` that
+    starts a tag name starts a real tag. Parsing the whole page with html.parser cost more than
+    inlining and minifying together, for the few tags that hold a placeholder.
+    """
+    if prefix not in html:
+        return html
+    pieces = _RAW_TEXT_RE.split(html)
+    for index in range(0, len(pieces), 2):  # even pieces are outside raw-text elements
+        if prefix in pieces[index]:
+            pieces[index] = _START_TAG_RE.sub(
+                lambda m: edit(StartTag("", m.start(), m.end()), m.group(0)) if prefix in m.group(0) else m.group(0),
+                pieces[index],
+            )
+    return "".join(pieces)
 
 
 def _index(match: re.Match[str]) -> int:
