@@ -7,6 +7,7 @@ are not sent (docs/connectors/klaviyo.md). Templates have no folders.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -56,12 +57,24 @@ def klaviyo_error(response: httpx.Response) -> str:
     return f"{text} (at {where})" if where else text
 
 
-def klaviyo_reset(response: httpx.Response) -> float | None:
-    """Seconds until the steady window resets (`RateLimit-Reset`), when Retry-After is absent."""
-    try:
-        return float(response.headers["ratelimit-reset"])
-    except (KeyError, ValueError):
-        return None
+class SteadyWindow:
+    """Klaviyo's steady-window reset, from the headers it sends: `RateLimit-Reset` (seconds to the end
+    of the window) rides on successful responses only; a 429 carries `Retry-After` alone. So the
+    last success's reset is remembered, and a 429 without Retry-After waits until that window ends."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._ends_at: float | None = None
+
+    def saw(self, response: httpx.Response) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._ends_at = self._clock() + float(response.headers["ratelimit-reset"])
+
+    def reset(self, response: httpx.Response) -> float | None:
+        """Seconds until the remembered window ends (for a 429 without Retry-After), or None."""
+        if self._ends_at is None:
+            return None
+        return max(0.0, self._ends_at - self._clock())
 
 
 def name_filter(name: str, created_after: datetime | None = None) -> str:
@@ -84,7 +97,6 @@ class KlaviyoConnector(EspConnector):
     declared_fields: ClassVar[Mapping[str, str]] = {
         "amp": "data.attributes.amp: the AMP version of the template (AMP must be enabled in the account)",
     }
-    supports_lookup_by_name: ClassVar[bool] = True
 
     settings: KlaviyoSettings
     credentials: KlaviyoCredentials
@@ -92,22 +104,23 @@ class KlaviyoConnector(EspConnector):
     def __init__(self, connector: Connector, credentials: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(connector, credentials, **kwargs)
         key = self.credentials.api_key.get_secret_value()
+        self.window = SteadyWindow()
         self.http = VendorHttp(
             self.integration_name, self.settings.api_base_url.rstrip("/"),
             headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": self.settings.revision,
                      "Accept": JSON_API},
-            secrets=[key], rate_limit_reset=klaviyo_reset, error_message=klaviyo_error,
+            secrets=[key], rate_limit_reset=self.window.reset, error_message=klaviyo_error,
             transport=self.transport, timeout=self.timeout, sleep=self.sleep or time.sleep,
         )
-        # name -> when we last sent a create whose answer was lost: narrows the lookup to it
-        self._create_sent_at: dict[str, datetime] = {}
 
-    def _attributes(self, item: PushItem) -> dict[str, Any]:
+    def _attributes(self, item: PushItem, *, creating: bool) -> dict[str, Any]:
         attributes: dict[str, Any] = {"name": item.name, "html": item.html}
-        if item.plaintext:
-            attributes["text"] = item.plaintext
-        if item.fields.get("amp"):
-            attributes["amp"] = item.fields["amp"]
+        # An update sets text and amp to null when the export has none, so the previous export's
+        # plain text (or AMP) does not stay behind; a create leaves them out.
+        if item.plaintext or not creating:
+            attributes["text"] = item.plaintext or None
+        if item.fields.get("amp") or not creating:
+            attributes["amp"] = item.fields.get("amp") or None
         return attributes
 
     def _notes(self, result: PushResult, item: PushItem) -> PushResult:
@@ -126,31 +139,35 @@ class KlaviyoConnector(EspConnector):
     def _send(self, method: str, path: str, body: Any, *, creates: bool = False,
               idempotent: bool | None = None) -> httpx.Response:
         assert self.http is not None
-        return self.http.request(method, path, content=json.dumps(body).encode(), creates=creates,
-                                 idempotent=idempotent, headers={"Content-Type": JSON_API})
+        response = self.http.request(method, path, content=json.dumps(body).encode(), creates=creates,
+                                     idempotent=idempotent, headers={"Content-Type": JSON_API})
+        self.window.saw(response)
+        return response
 
     def create(self, item: PushItem) -> PushResult:
         body = {"data": {"type": "template",
-                         "attributes": {**self._attributes(item), "editor_type": self.settings.editor_type}}}
-        self._create_sent_at[item.name] = datetime.now(UTC)
+                         "attributes": {**self._attributes(item, creating=True),
+                                        "editor_type": self.settings.editor_type}}}
         response = self._send("POST", "/api/templates", body, creates=True)
-        self._create_sent_at.pop(item.name, None)
-        template_id = str(response.json()["data"]["id"])
+        template_id = self.created_id(response, "data", "id")
         return self._notes(PushResult(template_id, self.resource_url(template_id)), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
-        body = {"data": {"type": "template", "id": resource_id, "attributes": self._attributes(item)}}
+        body = {"data": {"type": "template", "id": resource_id, "attributes": self._attributes(item, creating=False)}}
         # The PATCH sets every attribute we own to absolute values: repeating it is harmless.
         self._send("PATCH", f"/api/templates/{resource_id}", body, idempotent=True)
         return self._notes(PushResult(resource_id, self.resource_url(resource_id)), item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The newest template called `name` (created since our lost create, when there was one)."""
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The newest template whose name carries the item's marker (Klaviyo filters names by
+        equality: the full marked name), created since our first create when this instance sent it."""
         assert self.http is not None
-        sent_at = self._create_sent_at.pop(name, None)
-        params = {"filter": name_filter(name, sent_at - _CLOCK_SKEW if sent_at else None),
-                  "sort": "-created", "fields[template]": "name,created"}
-        found = self.http.request("GET", "/api/templates", params=params).json().get("data") or []
+        sent = self.first_sent(item)
+        since = datetime.fromtimestamp(sent, UTC) - _CLOCK_SKEW if sent is not None else None
+        params = {"filter": name_filter(item.name, since), "sort": "-created", "fields[template]": "name,created"}
+        response = self.http.request("GET", "/api/templates", params=params)
+        self.window.saw(response)
+        found = response.json().get("data") or []
         return str(found[0]["id"]) if found else None
 
     def resource_url(self, resource_id: str) -> str | None:

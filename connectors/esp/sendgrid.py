@@ -90,7 +90,6 @@ class SendGridConnector(EspConnector):
         "test_data": "test_data",  # JSON shown in the editor's preview and test sends
     })
     extra_per_locale_keys = frozenset(declared_fields)  # the same keys, per locale
-    supports_lookup_by_name = True
 
     settings: SendGridSettings
     credentials: SendGridCredentials
@@ -122,7 +121,7 @@ class SendGridConnector(EspConnector):
         version = self._version(item)  # checked before anything exists in SendGrid
         response = self.api.request("POST", "/v3/templates", json={"name": item.name, "generation": "dynamic"},
                                     creates=True)
-        template_id = str(response.json()["id"])
+        template_id = self.created_id(response, "id")
         try:
             self._add_active_version(template_id, version)
         except ConnectorError:
@@ -144,9 +143,10 @@ class SendGridConnector(EspConnector):
             self.api.request("PATCH", path, json=version, idempotent=True)  # same values again: safe to repeat
         return self._result(resource_id, item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The first dynamic template called `name` (the list has no name filter: page through)."""
-        return next((str(t["id"]) for t in self._templates() if t.get("name") == name), None)
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The dynamic template whose name carries the item's marker (its full marked name; the list
+        has no name filter: page through)."""
+        return next((str(t["id"]) for t in self._templates() if t.get("name") == item.name), None)
 
     def resource_url(self, resource_id: str) -> str | None:
         return f"{APP_URL}/dynamic-templates/{resource_id}"
@@ -158,9 +158,10 @@ class SendGridConnector(EspConnector):
         name = str(item.options.get("version_name") or item.fields.get("version_name") or item.name)
         version: dict[str, Any] = {"name": name, "subject": item.subject, "html_content": item.html,
                                    "editor": "code"}  # raw HTML: the design editor could not hold it
-        if item.plaintext:
-            # Our plaintext, not SendGrid's: generate_plain_content true would overwrite it.
-            version.update(plain_content=item.plaintext, generate_plain_content=False)
+        # Always both fields, so an update never leaves the previous export's text behind: our
+        # plaintext (generate_plain_content true would overwrite it), or, when the export has none,
+        # an empty one that SendGrid regenerates from the new HTML.
+        version.update(plain_content=item.plaintext, generate_plain_content=not item.plaintext)
         test_data = item.options.get("test_data") or item.fields.get("test_data")
         if test_data:
             version["test_data"] = _json_text(str(test_data))
@@ -169,7 +170,7 @@ class SendGridConnector(EspConnector):
 
     def _add_active_version(self, template_id: str, version: dict[str, Any]) -> None:
         created = self.api.request("POST", f"/v3/templates/{template_id}/versions", json=version, creates=True)
-        version_id = created.json()["id"]
+        version_id = self.created_id(created, "id")
         # SendGrid activates only a template's first version by itself; activating always also
         # deactivates whatever version was active before.
         self.api.request("POST", f"/v3/templates/{template_id}/versions/{version_id}/activate", idempotent=True)

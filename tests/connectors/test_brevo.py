@@ -14,6 +14,7 @@ from connectors.esp.brevo import BrevoConnector, brevo_rate_limit_reset
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.brevo import BrevoFake
+from tests.connectors.faults import FaultSequences
 
 SENDER = "news@shop.example"
 
@@ -42,6 +43,11 @@ def make_connector(fake):
 
 class TestBrevo(ConnectorContract):
     connector_class = BrevoConnector
+
+
+class TestBrevoLostCreatesAndCollisions(FaultSequences):
+    """`-k "brevo and (lost or collision)"`: the shared fault sequences against the Brevo fake."""
+
 
 
 def _bodies(fake: BrevoFake, method: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from connectors.esp.klaviyo import KlaviyoConnector, name_filter
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.klaviyo import FakeKlaviyo
+from tests.connectors.faults import FaultSequences
 
 
 @pytest.fixture
@@ -34,6 +35,11 @@ class TestKlaviyo(ConnectorContract):
     connector_class = KlaviyoConnector
 
     stores_subject = False  # a Klaviyo template's subject belongs to the campaign message
+
+
+class TestKlaviyoLostCreatesAndCollisions(FaultSequences):
+    """`-k "klaviyo and (lost or collision)"`: the shared fault sequences against the Klaviyo fake."""
+
 
 
 def test_create_stores_name_html_and_text_as_a_code_template(fake, make_connector):
@@ -109,7 +115,8 @@ def test_a_lost_create_only_matches_templates_created_since_it_was_sent(fake, ma
     assert result.resource_id != "OLD123" and fake.resources["OLD123"]["html"] == "<p>old</p>"
     assert len(fake.resources) == 2
     listing = next(r for r in fake.requests if r.method == "GET")
-    assert listing.query["filter"][0].startswith('and(equals(name,"Spring Sale 2026 (de-DE)"),greater-or-equal(')
+    assert listing.query["filter"][0].startswith('and(equals(name,"Spring Sale 2026 (de-DE) [ee-')
+    assert '),greater-or-equal(created,' in listing.query["filter"][0]
 
 
 @pytest.mark.parametrize(("name", "expected"), [

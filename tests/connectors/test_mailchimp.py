@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +19,15 @@ from connectors.esp.mailchimp import MailchimpConnector, data_center
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.mailchimp import FakeMailchimp, problem
+from tests.connectors.faults import FaultSequences
 
 KEY = f"{SECRET}-us21"
 
 
-def _connector(fake: FakeMailchimp, api_key: str = KEY, **settings: object) -> MailchimpConnector:
+def _connector(fake: FakeMailchimp, api_key: str = KEY, sleep: Any = None, **settings: object) -> MailchimpConnector:
     record = Connector(id=9, type="mailchimp", name="Mailchimp",
                        settings={"api_base_url": f"{fake.url}/3.0", **settings})
-    return MailchimpConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT)
+    return MailchimpConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT, sleep=sleep)
 
 
 @pytest.fixture
@@ -43,6 +45,11 @@ class TestMailchimp(ConnectorContract):
     connector_class = MailchimpConnector
 
     stores_subject = False  # Mailchimp templates hold HTML only; subject and preheader live on campaigns
+
+
+class TestMailchimpLostCreatesAndCollisions(FaultSequences):
+    """`-k "mailchimp and (lost or collision)"`: the shared fault sequences against the Mailchimp fake."""
+
 
 
 def test_the_link_and_the_warning_say_where_the_template_is_and_what_it_cannot_hold(fake):

@@ -15,6 +15,7 @@ from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.sendgrid import SendGridFake
+from tests.connectors.faults import FaultSequences
 
 VERSIONS = r"/v3/templates/[^/]+/versions$"
 ACTIVATE = r"/v3/templates/[^/]+/versions/[^/]+/activate$"
@@ -47,6 +48,11 @@ def make_connector(fake):
 
 class TestSendGrid(ConnectorContract):
     connector_class = SendGridConnector
+
+
+class TestSendGridLostCreatesAndCollisions(FaultSequences):
+    """`-k "sendgrid and (lost or collision)"`: the shared fault sequences against the SendGrid fake."""
+
 
 
 def _active(fake: SendGridFake, template_id: str) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ class FakeKlaviyo(FakeVendor):
     name = "klaviyo"
     create_route = ("POST", r"^/api/templates$")
     update_route = ("PATCH", r"^/api/templates/[^/]+$")
+    lookup_route = ("GET", r"^/api/templates$")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
@@ -108,6 +109,7 @@ class FakeKlaviyo(FakeVendor):
                                        "editor_type": attributes["editor_type"], "html": attributes["html"],
                                        "text": attributes.get("text"), "amp": attributes.get("amp"),
                                        "created": now, "updated": now}
+        self.born(template_id)
         return self._reply(201, template_id)
 
     def _get(self, request: RecordedRequest, template_id: str) -> Reply:
@@ -131,6 +133,7 @@ class FakeKlaviyo(FakeVendor):
         matched = self._filter(expression)
         if matched is None:
             return _error(400, "invalid", "Invalid input.", f"Invalid filter: {expression}", "")
+        matched = self.listed(matched)
         ordered = sorted(matched, key=lambda i: self.resources[i]["created"],
                          reverse=(request.query.get("sort") or [""])[0] == "-created")
         page = [self._document(i) for i in ordered[:10]]  # page[size] defaults to 10

@@ -45,6 +45,7 @@ class FakeMailchimp(FakeVendor):
     name = "mailchimp"
     create_route = ("POST", "/3.0/templates$")
     update_route = ("PATCH", "/3.0/templates/")
+    lookup_route = ("GET", "/3.0/templates$")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
@@ -117,6 +118,7 @@ class FakeMailchimp(FakeVendor):
             return rejected
         body = json.loads(request.body)
         template_id = self.add_template(body["name"], body["html"], body.get("folder_id"))
+        self.born(template_id)
         return Reply(200, self._view(template_id))
 
     def _update(self, request: RecordedRequest, template_id: str) -> Reply:
@@ -153,7 +155,8 @@ class FakeMailchimp(FakeVendor):
         if problems:
             self.spec_problems.extend(problems)
             return problem(400, "Invalid Resource", problems[0])
-        rows = [i for i, t in self.resources.items()
+        shown = set(self.listed(list(self.resources)))
+        rows = [i for i, t in self.resources.items() if i in shown
                 if query.get("type", t["type"]) == t["type"]
                 and query.get("folder_id", t["folder_id"]) == t["folder_id"]
                 and (since_at is None or datetime.fromisoformat(t["date_created"]) >= since_at)]
