@@ -165,7 +165,7 @@ class SendGridConnector(EspConnector):
         test_data = item.options.get("test_data") or item.fields.get("test_data")
         if test_data:
             version["test_data"] = _json_text(str(test_data))
-        _check_limits(item.name, version)
+        _check_limits(item.name, version, item.marker)
         return version
 
     def _add_active_version(self, template_id: str, version: dict[str, Any]) -> None:
@@ -206,11 +206,13 @@ def _json_text(value: str) -> str:
     return value
 
 
-def _check_limits(template_name: str, version: Mapping[str, Any]) -> None:
+def _check_limits(template_name: str, version: Mapping[str, Any], marker: str = "") -> None:
     problems = []
     for what, text in (("template name", template_name), ("version name", version["name"])):
         if len(text) > _MAX_NAME:
-            problems.append(f"the {what} has {len(text)} characters (at most {_MAX_NAME})")
+            suffix = f" [{marker}]"
+            note = f", with the {len(suffix)}-character marker" if marker and text.endswith(suffix) else ""
+            problems.append(f"the {what} has {len(text)} characters (at most {_MAX_NAME}{note})")
     if len(version["subject"]) > _MAX_SUBJECT:
         problems.append(f"the subject has {len(version['subject'])} characters (at most {_MAX_SUBJECT})")
     for field in ("html_content", "plain_content"):

@@ -129,11 +129,11 @@ def test_lookup_by_name_pages_through_the_list(fake):
     wanted = fake.add_template("Wanted")
     connector = _connector(fake)
     connector.page_size = 2
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name="Wanted")) == wanted
     pages = [r.query for r in fake.requests if r.path == "/templates/email/list"]
     assert [p.get("offset") for p in pages] == [None, ["2"], ["4"], ["6"]]  # offset=0 is never sent
     assert all(p["limit"] == ["2"] for p in pages)
-    assert connector.find_by_name("Nobody") is None
+    assert connector.find_by_marker(replace(ITEM, name="Nobody")) is None
 
 
 def test_after_a_lost_create_only_recent_templates_are_listed(fake):

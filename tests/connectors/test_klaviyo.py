@@ -45,7 +45,8 @@ class TestKlaviyoLostCreatesAndCollisions(FaultSequences):
 def test_create_stores_name_html_and_text_as_a_code_template(fake, make_connector):
     result = make_connector().push(ITEM)
     stored = fake.resources[result.resource_id]
-    assert (stored["name"], stored["html"], stored["text"]) == (ITEM.name, ITEM.html, ITEM.plaintext)
+    assert stored["name"].startswith(ITEM.name + " [ee-")
+    assert (stored["html"], stored["text"]) == (ITEM.html, ITEM.plaintext)
     assert stored["editor_type"] == "CODE" and stored["subject"] is None
     assert result.resource_url == f"https://www.klaviyo.com/email-template-editor/{result.resource_id}"
 
@@ -54,7 +55,7 @@ def test_every_request_carries_the_revision_the_key_and_the_json_api_media_type(
     connector = make_connector()
     first = connector.push(ITEM)
     connector.push(ITEM, previous_resource_id=first.resource_id)
-    connector.find_by_name(ITEM.name)
+    connector.find_by_marker(ITEM)
     assert [r.method for r in fake.requests] == ["POST", "PATCH", "GET"]
     for request in fake.requests:
         assert request.headers["revision"] == "2026-07-15"
@@ -81,27 +82,31 @@ def test_klaviyos_429_retry_after_is_waited_out(fake, make_connector):
     assert waits == [3.0]
 
 
-def test_the_ratelimit_reset_header_is_used_when_retry_after_is_missing(fake, make_connector):
+def test_a_429_without_retry_after_waits_for_the_window_the_last_success_announced(fake, make_connector):
+    # Klaviyo sends RateLimit-Reset on successes only; its 429 carries Retry-After alone.
     waits: list[float] = []
     connector = make_connector(sleep=waits.append)
+    first = connector.push(ITEM)  # the 201 says the steady window resets in 42 s
     throttled = fake.rate_limited(1)
     del throttled.headers["Retry-After"]
-    throttled.headers["RateLimit-Reset"] = "17"
-    fake.inject(method="POST", path=r"^/api/templates$", reply=throttled)
-    connector.push(ITEM)
-    assert waits == [17.0]
+    assert not any(h.lower().startswith("ratelimit") for h in throttled.headers)
+    fake.inject(method="PATCH", path=r"^/api/templates/", reply=throttled)
+    connector.push(ITEM, previous_resource_id=first.resource_id)
+    assert len(waits) == 1 and 40.0 < waits[0] <= 42.0
 
 
 def test_lookup_by_name_uses_klaviyos_filter_and_takes_the_newest(fake, make_connector):
-    connector = make_connector()
-    older = connector.push(ITEM).resource_id
+    ours = replace(ITEM, marker="ee-sameseries0")
+    older = make_connector().push(ours).resource_id
     time.sleep(1.1)  # Klaviyo stamps `created` to the second
-    newer = connector.push(ITEM).resource_id
+    newer = make_connector().push(ours).resource_id  # another process, not told it is a retry
+    connector = make_connector()
     connector.push(replace(ITEM, name="Other"))
-    assert connector.find_by_name(ITEM.name) == newer != older
-    assert connector.find_by_name("Nobody") is None
+    marked = replace(ours, name=fake.resources[newer]["name"])
+    assert connector.find_by_marker(marked) == newer != older
+    assert connector.find_by_marker(replace(ITEM, name="Nobody")) is None
     listing = next(r for r in fake.requests if r.method == "GET")
-    assert listing.query["filter"] == ['equals(name,"Spring Sale 2026 (de-DE)")']
+    assert listing.query["filter"] == ['equals(name,"Spring Sale 2026 (de-DE) [ee-sameseries0]")']
     assert listing.query["sort"] == ["-created"]
 
 

@@ -93,11 +93,36 @@ def test_basic_auth_carries_the_key_as_password(fake):
     assert scheme == "Basic" and base64.b64decode(token).decode().split(":", 1)[1] == KEY
 
 
-def test_the_folder_is_sent_and_the_campaign_is_reported(fake):
-    result = _connector(fake).push(replace(ITEM, folder_id="a4b830b", campaign_id="c9"))
-    assert _sent(fake, "POST")[0] == {"name": ITEM.name, "html": ITEM.html, "folder_id": "a4b830b"}
+def test_the_folder_is_sent(fake):
+    result = _connector(fake).push(replace(ITEM, folder_id="a4b830b"))
+    sent = _sent(fake, "POST")[0]
+    assert sent["name"].startswith(ITEM.name + " [ee-")
+    assert (sent["html"], sent["folder_id"]) == (ITEM.html, "a4b830b")
     assert fake.resources[result.resource_id]["folder_id"] == "a4b830b"
-    assert any("campaign_id 'c9'" in w for w in result.warnings)
+
+
+def test_a_campaign_gets_the_exported_html_as_its_content_on_create_and_update(fake):
+    fake.campaigns["42694e9e57"] = {"status": "save", "html": "<p>draft</p>", "plain_text": "draft"}
+    connector = _connector(fake)
+    first = connector.push(replace(ITEM, campaign_id="42694e9e57"))
+    assert fake.campaigns["42694e9e57"]["html"] == ITEM.html
+    assert fake.campaigns["42694e9e57"]["plain_text"] == ITEM.plaintext
+    assert not any("campaign 42694e9e57" in w for w in first.warnings)
+    changed = replace(ITEM, campaign_id="42694e9e57", html=ITEM.html.replace("Hallo", "Servus"))
+    connector.push(changed, previous_resource_id=first.resource_id)
+    assert "Servus" in fake.campaigns["42694e9e57"]["html"]
+    assert fake.count("PUT", "/3.0/campaigns/42694e9e57/content$") == 2
+
+
+@pytest.mark.parametrize(("campaigns", "reason"), [
+    ({}, "Resource Not Found"),
+    ({"c9": {"status": "sent", "html": "<p>old</p>", "plain_text": ""}}, "already been sent"),
+])
+def test_a_campaign_mailchimp_will_not_change_is_a_warning_and_the_template_stays(fake, campaigns, reason):
+    fake.campaigns.update(campaigns)
+    result = _connector(fake).push(replace(ITEM, campaign_id="c9"))
+    assert result.resource_id in fake.resources
+    assert any("campaign c9" in w and reason in w for w in result.warnings), result.warnings
 
 
 def test_nothing_mailchimp_cannot_hold_is_sent(fake):
@@ -141,11 +166,11 @@ def test_lookup_by_name_pages_with_count_and_offset(fake):
     wanted = fake.add_template("Wanted")
     connector = _connector(fake)
     connector.page_size = 2
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name="Wanted")) == wanted
     pages = [r.query for r in fake.requests if r.path == "/3.0/templates"]
     assert [(p["count"], p["offset"]) for p in pages] == [(["2"], ["0"]), (["2"], ["2"]), (["2"], ["4"])]
     assert all(p["type"] == ["user"] for p in pages)
-    assert connector.find_by_name("Nobody") is None
+    assert connector.find_by_marker(replace(ITEM, name="Nobody")) is None
 
 
 def test_after_a_lost_create_only_templates_created_since_are_listed(fake):

@@ -117,7 +117,7 @@ def test_update_renames_the_template_when_the_name_changed(fake, make_connector)
     connector = make_connector()
     first = connector.push(ITEM)
     connector.push(replace(ITEM, name="Renamed (de-DE)"), previous_resource_id=first.resource_id)
-    assert fake.templates[first.resource_id]["name"] == "Renamed (de-DE)"
+    assert fake.templates[first.resource_id]["name"].startswith("Renamed (de-DE) [ee-")
     assert fake.count("PATCH", r"/v3/templates/[^/]+$") == 1
 
 
@@ -172,7 +172,7 @@ def test_without_plaintext_sendgrid_generates_it(fake, make_connector):
 
 @pytest.mark.parametrize(
     ("item", "problem"),
-    [(replace(ITEM, name="x" * 101), "template name has 101 characters"),
+    [(replace(ITEM, name="x" * 101), r"template name has 119 characters \(at most 100, with the 18-character marker\)"),
      (replace(ITEM, subject="s" * 256), "subject has 256 characters"),
      (replace(ITEM, fields={"test_data": "{not json"}), "test_data must be a JSON document")],
 )
@@ -205,7 +205,7 @@ def test_find_by_name_pages_and_skips_legacy_templates(fake, make_connector):
         fake.templates[f"d-filler{n}"] = {**template, "id": f"d-filler{n}", "name": f"filler {n}", "versions": []}
     fake.templates["legacy-1"] = {**template, "id": "legacy-1", "generation": "legacy"}  # same name, legacy
     fake.templates[wanted] = template
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name=template["name"])) == wanted
     assert fake.count("GET", r"/v3/templates$") == 2
 
 
