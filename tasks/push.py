@@ -29,7 +29,7 @@ from connectors.base import EspConnector, PushItem, PushResult, make_marker
 from connectors.errors import RateLimitedError
 from connectors.registry import esp_connector_class
 from emailexport.errors import EmailExportError, TransientError
-from emailexport.models import Connector, ExportRecord
+from emailexport.models import Connector, ExportRecord, format_timestamp
 from emailexport.render.result import LocaleRender
 from emailexport.secrets import resolve_credentials
 from emailexport.store import Store
@@ -80,7 +80,8 @@ def build_push_item(record: ExportRecord, render: LocaleRender) -> PushItem:
         campaign_id=str(own.get("campaign_id") or options.campaign_id or "") or None,
         fields=dict(options.export_field_values),
         options=dict(own),
-        marker=make_marker(record.workspace_id, record.id, record.created_at.isoformat(), render.locale),
+        # created_at as the record shows it (UTC, milliseconds): the same however the record was loaded.
+        marker=make_marker(record.workspace_id, record.id, format_timestamp(record.created_at), render.locale),
     )
 
 

@@ -2,7 +2,8 @@
 
 A Klaviyo template holds a name, the HTML, the plain text and an optional AMP version. The
 subject and preview text belong to a campaign message or flow email, not to a template, so they
-are not sent (docs/connectors/klaviyo.md). Templates have no folders.
+are not sent (docs/connectors/klaviyo.md). Templates have no folders. A campaign_id assigns the
+template to that campaign's messages (campaign-message-assign-template).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from connectors.base import EspConnector, PushItem, PushResult
+from connectors.errors import TerminalConnectorError
 from connectors.http import VendorHttp
 from emailexport.models import Connector
 
@@ -124,17 +126,46 @@ class KlaviyoConnector(EspConnector):
         return attributes
 
     def _notes(self, result: PushResult, item: PushItem) -> PushResult:
-        # Klaviyo has neither template folders nor campaign assignment through templates, and the
-        # subject and preheader live on the campaign message: say so instead of dropping them silently.
+        # Klaviyo has no template folders, and the subject and preheader live on the campaign
+        # message: say so instead of dropping them silently.
         if item.subject or item.preheader:
             result = result.warn("Klaviyo templates hold no subject or preheader: set them on the campaign "
                                  "message that uses this template")
         if item.folder_id:
             result = result.warn(f"Klaviyo templates have no folders; folder_id {item.folder_id} was not used")
-        if item.campaign_id:
-            result = result.warn(f"campaign_id {item.campaign_id} was not used: assign template "
-                                 f"{result.resource_id} to the campaign message in Klaviyo")
         return result
+
+    def _campaign(self, result: PushResult, item: PushItem) -> PushResult:
+        """With a campaign_id: assign the template to that campaign's messages.
+
+        `GET /api/campaigns/{id}/relationships/campaign-messages` names the messages, and
+        `POST /api/campaign-message-assign-template` gives each a copy of the template (Klaviyo copies
+        it: a later update of the template reaches the campaign only by assigning it again, which
+        every push with the campaign_id does). A campaign Klaviyo does not know or will not change
+        is a warning, since the template itself was pushed; a transient failure fails the push, and
+        its retry updates the same template and assigns it again."""
+        if not item.campaign_id:
+            return result
+        try:
+            listed = self._get(f"/api/campaigns/{item.campaign_id}/relationships/campaign-messages")
+            messages = [m["id"] for m in listed.json().get("data") or [] if isinstance(m, dict) and m.get("id")]
+            if not messages:
+                return result.warn(f"Klaviyo campaign {item.campaign_id} has no message to assign template "
+                                   f"{result.resource_id} to")
+            for message_id in messages:
+                body = {"data": {"type": "campaign-message", "id": message_id, "relationships": {
+                    "template": {"data": {"type": "template", "id": result.resource_id}}}}}
+                self._send("POST", "/api/campaign-message-assign-template", body)
+        except TerminalConnectorError as exc:
+            return result.warn(f"Klaviyo campaign {item.campaign_id}: template {result.resource_id} was not "
+                               f"assigned: {exc}")
+        return result
+
+    def _get(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        assert self.http is not None
+        response = self.http.request("GET", path, params=params)
+        self.window.saw(response)
+        return response
 
     def _send(self, method: str, path: str, body: Any, *, creates: bool = False,
               idempotent: bool | None = None) -> httpx.Response:
@@ -150,24 +181,21 @@ class KlaviyoConnector(EspConnector):
                                         "editor_type": self.settings.editor_type}}}
         response = self._send("POST", "/api/templates", body, creates=True)
         template_id = self.created_id(response, "data", "id")
-        return self._notes(PushResult(template_id, self.resource_url(template_id)), item)
+        return self._campaign(self._notes(PushResult(template_id, self.resource_url(template_id)), item), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
         body = {"data": {"type": "template", "id": resource_id, "attributes": self._attributes(item, creating=False)}}
         # The PATCH sets every attribute we own to absolute values: repeating it is harmless.
         self._send("PATCH", f"/api/templates/{resource_id}", body, idempotent=True)
-        return self._notes(PushResult(resource_id, self.resource_url(resource_id)), item)
+        return self._campaign(self._notes(PushResult(resource_id, self.resource_url(resource_id)), item), item)
 
     def find_by_marker(self, item: PushItem) -> str | None:
         """The newest template whose name carries the item's marker (Klaviyo filters names by
         equality: the full marked name), created since our first create when this instance sent it."""
-        assert self.http is not None
         sent = self.first_sent(item)
         since = datetime.fromtimestamp(sent, UTC) - _CLOCK_SKEW if sent is not None else None
         params = {"filter": name_filter(item.name, since), "sort": "-created", "fields[template]": "name,created"}
-        response = self.http.request("GET", "/api/templates", params=params)
-        self.window.saw(response)
-        found = response.json().get("data") or []
+        found = self._get("/api/templates", params).json().get("data") or []
         return str(found[0]["id"]) if found else None
 
     def resource_url(self, resource_id: str) -> str | None:

@@ -133,10 +133,43 @@ def test_names_are_quoted_for_klaviyos_filter_syntax(name, expected):
     assert name_filter(name) == expected
 
 
-def test_folder_and_campaign_are_reported_not_silently_dropped(fake, make_connector):
-    result = make_connector().push(replace(ITEM, folder_id="12", campaign_id="01ABC"))
+def test_a_folder_is_reported_not_silently_dropped(fake, make_connector):
+    result = make_connector().push(replace(ITEM, folder_id="12"))
     assert any("no folders" in w for w in result.warnings)
-    assert any("01ABC" in w and "campaign message" in w for w in result.warnings)
+
+
+def test_a_campaign_id_assigns_the_template_to_the_campaigns_message_on_create_and_update(fake, make_connector):
+    fake.add_campaign("01J9CAMPAIGN", "01J9MESSAGE")
+    connector = make_connector()
+    item = replace(ITEM, campaign_id="01J9CAMPAIGN")
+    first = connector.push(item)
+    assert fake.assigned["01J9MESSAGE"] == first.resource_id
+    assert not any("01J9CAMPAIGN" in w for w in first.warnings)
+    fake.assigned["01J9MESSAGE"] = None
+    connector.push(replace(item, html=ITEM.html.replace("Hallo", "Servus")), previous_resource_id=first.resource_id)
+    assert fake.assigned["01J9MESSAGE"] == first.resource_id  # assigned again: Klaviyo assigns a copy
+    assert fake.count("POST", "^/api/campaign-message-assign-template$") == 2
+
+
+@pytest.mark.parametrize(("sent", "known", "reason"), [
+    (False, False, "A campaign with id 01ABC does not exist"),
+    (True, True, "Cannot update a campaign that has been sent"),
+])
+def test_a_campaign_klaviyo_will_not_change_is_a_warning_and_the_template_stays(fake, make_connector, sent, known,
+                                                                                 reason):
+    if known:
+        fake.add_campaign("01ABC", "01MSG", sent=sent)
+    result = make_connector().push(replace(ITEM, campaign_id="01ABC"))
+    assert result.resource_id in fake.resources
+    assert any("campaign 01ABC" in w and reason in w for w in result.warnings), result.warnings
+
+
+def test_an_update_clears_the_text_and_amp_the_export_no_longer_has(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(replace(ITEM, fields={"amp": "<html amp4email></html>"}))
+    connector.push(replace(ITEM, plaintext=""), previous_resource_id=first.resource_id)
+    stored = fake.resources[first.resource_id]
+    assert (stored["text"], stored["amp"]) == (None, None)
 
 
 def test_the_amp_field_is_sent_and_unknown_settings_are_rejected(fake, make_connector):

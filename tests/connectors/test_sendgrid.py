@@ -219,3 +219,14 @@ def test_test_data_and_version_name_are_set_on_the_version(fake, make_connector)
 def test_a_folder_is_reported_as_not_applied(make_connector):
     result = make_connector().push(replace(ITEM, campaign_id="c-1"))
     assert result.warnings == ("SendGrid templates have no folders or campaigns; campaign_id c-1 was not applied",)
+
+
+def test_an_update_without_plaintext_leaves_no_stale_text_behind(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    assert fake.resources[first.resource_id]["plaintext"] == ITEM.plaintext
+    connector.push(replace(ITEM, plaintext=""), previous_resource_id=first.resource_id)
+    # SendGrid derives the text from the new HTML instead of keeping the previous export's.
+    assert fake.resources[first.resource_id]["plaintext"] == "(generated from html_content)"
+    patch = [json.loads(r.body) for r in fake.requests if r.method == "PATCH" and "/versions/" in r.path][-1]
+    assert (patch["plain_content"], patch["generate_plain_content"]) == ("", True)
