@@ -100,6 +100,10 @@ class KlaviyoConnector(EspConnector):
         "amp": "data.attributes.amp: the AMP version of the template (AMP must be enabled in the account)",
     }
 
+    # The id goes into a URL path (GET /api/campaigns/{id}/...): Klaviyo's campaign ids are alphanumeric.
+    campaign_id_pattern: ClassVar[tuple[str, str] | None] = (r"[A-Za-z0-9]{1,64}",
+                                                             "a campaign id (letters and digits, e.g. 01J9...)")
+
     settings: KlaviyoSettings
     credentials: KlaviyoCredentials
 

@@ -71,6 +71,10 @@ class MailchimpConnector(EspConnector):
     settings_model = MailchimpSettings
     credentials_model = MailchimpCredentials
 
+    # Ids go into URL paths (PUT /campaigns/{id}/content): Mailchimp's ids are short alphanumeric strings.
+    folder_id_pattern = (r"[A-Za-z0-9_-]{1,64}", "a template folder id (letters and digits)")
+    campaign_id_pattern = (r"[A-Za-z0-9_-]{1,64}", "a campaign id (letters and digits, e.g. 42694e9e57)")
+
     settings: MailchimpSettings
     credentials: MailchimpCredentials
 

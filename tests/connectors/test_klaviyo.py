@@ -180,3 +180,9 @@ def test_the_amp_field_is_sent_and_unknown_settings_are_rejected(fake, make_conn
     with pytest.raises(TerminalConnectorError, match="credentials are missing or invalid: api_key") as info:
         KlaviyoConnector(Connector(id=1, type="klaviyo", name="K"), {"key": SECRET})
     assert SECRET not in str(info.value)
+
+
+def test_a_campaign_id_klaviyo_cannot_take_is_refused_at_validation_naming_the_field():
+    errors = KlaviyoConnector.check_options({}, {"de-DE": {"campaign_id": "01J9/../x"}})
+    assert list(errors) == ["options.per_locale_options.de-DE.campaign_id"]
+    assert KlaviyoConnector.check_options({}, {}, campaign_id="01J9CAMPAIGN") == {}

@@ -213,3 +213,12 @@ def test_the_fake_wants_basic_auth(fake):
     response = httpx.get(f"{fake.url}/3.0/templates", headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 401 and fake.spec_problems
     fake.spec_problems.clear()
+
+
+@pytest.mark.parametrize(("key", "value"), [("campaign_id", "../lists/1"), ("folder_id", "a b"), ("campaign_id", "")])
+def test_ids_mailchimp_cannot_take_are_refused_at_validation_naming_the_field(key, value):
+    errors = MailchimpConnector.check_options({}, {}, **{key: value})
+    if value:
+        assert list(errors) == [f"options.{key}"] and repr(value) in errors[f"options.{key}"][0]
+    else:
+        assert errors == {}
