@@ -7,7 +7,8 @@ of requests in flight, and never lets a credential into a message or a log line.
 
 A create (a POST that makes a resource) is never blindly retried: if its answer is lost (a
 timeout after the request was sent, a dropped connection, a 5xx), it raises
-`AmbiguousCreateError` and the connector decides (look the resource up by name first).
+`AmbiguousCreateError` and the shared push decides (look the resource up by its marker first,
+connectors/base.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Endpoints (Brevo's own spec, getbrevo/brevo-go api/swagger.yaml): `POST /smtp/templates`
 (createSmtpTemplate), `PUT /smtp/templates/{templateId}` (updateSmtpTemplate) and
-`GET /smtp/templates` (getSmtpTemplates, paged with limit/offset) to find a template by name after
+`GET /smtp/templates` (getSmtpTemplates, paged with limit/offset) to find a template by its marker after
 a lost create. An SMTP template holds a name, subject, sender, HTML and a few extras (tag,
 reply-to, "To" personalisation, attachment URL); it has no preheader, no plain-text part and no
 folders, so those are not sent (docs/connectors/brevo.md).
@@ -86,7 +86,7 @@ def brevo_error_message(response: httpx.Response) -> str:
 
 
 class BrevoConnector(EspConnector):
-    """Brevo SMTP templates: create, update, find by name."""
+    """Brevo SMTP templates: create, update, find by marker."""
 
     type_name = "brevo"
     integration_name = "Brevo"

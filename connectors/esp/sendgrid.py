@@ -5,8 +5,8 @@ create = `POST /v3/templates` (generation "dynamic"), `POST /v3/templates/{id}/v
 `POST /v3/templates/{id}/versions/{version_id}/activate`; update = `GET /v3/templates/{id}` to
 find the active version and `PATCH /v3/templates/{id}/versions/{version_id}` it in place (SendGrid
 caps an account at 300 versions across all templates, so a new version per export would run out);
-find by name = `GET /v3/templates?generations=dynamic` paged with page_token. A version has no
-preheader field, and templates have no folders (docs/connectors/sendgrid.md).
+find by marker = `GET /v3/templates?generations=dynamic` paged with page_token, matching the marked
+name. A version has no preheader field, and templates have no folders (docs/connectors/sendgrid.md).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def sendgrid_error_message(response: httpx.Response) -> str:
 
 
 class SendGridConnector(EspConnector):
-    """SendGrid dynamic templates: create with an active version, update that version, find by name."""
+    """SendGrid dynamic templates: create with an active version, update that version, find by marker."""
 
     type_name = "sendgrid"
     integration_name = "SendGrid"
@@ -125,7 +125,7 @@ class SendGridConnector(EspConnector):
         try:
             self._add_active_version(template_id, version)
         except ConnectorError:
-            self._discard(template_id)  # an empty template would be found by name later and confuse
+            self._discard(template_id)  # an empty template would be found later and confuse
             raise
         return self._result(template_id, item)
 
