@@ -326,13 +326,15 @@ class EspConnector(ABC):
                 sleep(wait)
             try:
                 found = self.find_by_marker(item)
-            except ConnectorError as exc:
+            except (ConnectorError, ValueError, KeyError, TypeError, AttributeError) as exc:  # odd listings too
                 self._unresolved.add(item.marker)
+                reason = str(exc) if isinstance(exc, ConnectorError) else f"an unexpected listing: {type(exc).__name__}"
                 message = (f"{self.integration_name}: could not look for the resource an unanswered create may have "
-                           f"made ({exc}); may exist: {item.marker}")
+                           f"made ({reason}); may exist: {item.marker}")
+                status = exc.status_code if isinstance(exc, ConnectorError) else None
                 if isinstance(exc, TerminalConnectorError):
-                    raise TerminalConnectorError(message, status_code=exc.status_code) from None
-                raise AmbiguousCreateError(message, status_code=exc.status_code) from None
+                    raise TerminalConnectorError(message, status_code=status) from None
+                raise AmbiguousCreateError(message, status_code=status) from None
             if found is not None:
                 return found
         return None

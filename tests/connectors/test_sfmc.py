@@ -190,3 +190,27 @@ def test_an_update_clears_the_preheader_and_text_the_export_no_longer_has(fake, 
     connector.push(replace(ITEM, preheader="", plaintext=""), previous_resource_id=first.resource_id)
     stored = fake.resources[first.resource_id]
     assert (stored["preheader"], stored["text"]) == ("", "")
+
+
+def test_lost_create_retried_by_a_fresh_process_is_refused_by_sfmc_and_found_by_its_key(fake, make_connector):
+    # The first process made the asset and died before it knew; a new process, not told it is a
+    # retry, sends the same customerKey: SFMC refuses it as a duplicate and the connector adopts it.
+    item = replace(ITEM, marker="ee-samekey00000")
+    first = make_connector().push(item).resource_id
+    again = make_connector(sleep=lambda s: None).push(item)
+    assert again.resource_id == first and list(fake.resources) == [first]
+    assert any("rejected a second create" in w and first in w for w in again.warnings)
+
+
+def test_lost_create_with_an_unexpected_listing_fails_may_exist_and_is_retried(fake, make_connector):
+    from connectors.errors import AmbiguousCreateError
+    from tests.connectors.fakes.base import Reply
+
+    connector = make_connector(sleep=lambda s: None)
+    item = replace(ITEM, marker="ee-oddlisting00")
+    fake.inject(method="POST", path=ASSETS + "$", delay=CLIENT_TIMEOUT + 0.5, delay_after_handling=True)
+    fake.inject(method="POST", path=ASSETS + "/query$", reply=Reply(200, ["not", "an", "object"]))
+    with pytest.raises(AmbiguousCreateError, match="may exist: ee-oddlisting00"):
+        connector.push(item)
+    result = connector.push(item, retrying=True)
+    assert list(fake.resources) == [result.resource_id]
