@@ -19,8 +19,9 @@ How a duplicate is made impossible:
   Listed nowhere within the bound: the create did not happen, and it is sent again (at most
   `max_creates` times per push). A lookup that itself fails leaves the create unresolved and
   fails the locale with "may exist: <marker>"; nothing is created while it is unresolved;
-- a retried push (`retrying=True`, or a marker this instance already saw) looks before it
-  creates, and a create an earlier attempt completed is updated, not repeated.
+- a retried push looks before it creates when a create of its marker is unresolved here, or when
+  it is `retrying=True` and this instance did not see the earlier attempts (a new process); a
+  create an earlier attempt completed is updated, not repeated.
 """
 
 from __future__ import annotations
@@ -271,7 +272,10 @@ class EspConnector(ABC):
                 return self._adopt(made, item, "an earlier attempt of this push created")
             except ResourceNotFoundError:
                 self._made.pop(marker, None)  # deleted in the vendor since: make it again
-        if retrying or marker in self._unresolved:
+        # Look first when a create of this marker is unresolved here, or when this is a retry and this
+        # instance does not know what earlier attempts sent (a new process). A retry of an attempt this
+        # instance saw end without a pending create (a 429, a connect error) does not need to.
+        if marker in self._unresolved or (retrying and marker not in self._first_sent):
             found = self._look(item)
             if found is not None:
                 return self._adopt(found, item, "an earlier attempt sent a create without a usable answer; found")

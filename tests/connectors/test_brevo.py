@@ -160,3 +160,20 @@ def test_find_by_name_pages_through_every_template(fake, make_connector):
 
 def test_the_resource_url_is_the_template_in_brevos_app(make_connector):
     assert make_connector().resource_url("42") == "https://my.brevo.com/camp/template/42/message-setup"
+
+
+def test_a_task_retry_after_a_429_on_create_sends_the_create_without_a_lookup(fake, make_connector):
+    # A 429 means nothing was made: the retry creates at once (no lookup, no lookup waits).
+    from connectors.errors import RateLimitedError
+
+    waits: list[float] = []
+    connector = make_connector(sleep=waits.append)
+    item = replace(ITEM, marker="ee-ratelimited0")
+    # 600 s: beyond the 120 s one request waits out itself
+    fake.inject(method="POST", path=r"/smtp/templates$", reply=fake.rate_limited(600))
+    with pytest.raises(RateLimitedError) as info:
+        connector.push(item)
+    assert info.value.retry_after == 600.0 and waits == []  # the vendor's figure, for the task retry
+    result = connector.push(item, retrying=True)
+    assert list(fake.resources) == [result.resource_id]
+    assert fake.count("GET", r"/smtp/templates$") == 0
