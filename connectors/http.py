@@ -7,7 +7,8 @@ of requests in flight, and never lets a credential into a message or a log line.
 
 A create (a POST that makes a resource) is never blindly retried: if its answer is lost (a
 timeout after the request was sent, a dropped connection, a 5xx), it raises
-`AmbiguousCreateError` and the connector decides (look the resource up by name first).
+`AmbiguousCreateError` and the shared push decides (look the resource up by its marker first,
+connectors/base.py).
 """
 
 from __future__ import annotations
@@ -188,8 +189,10 @@ class VendorHttp:
                 wait = retry_after_seconds(response)
                 if wait is None and self._rate_limit_reset is not None:
                     wait = self._rate_limit_reset(response)
-                wait = min(self._max_wait, wait if wait is not None else self._backoff(waits + 1))
-                if waits < self._max_rate_limit_waits:
+                wait = wait if wait is not None else self._backoff(waits + 1)
+                # A wait longer than max_wait (Braze's hourly window) is not slept through here: the
+                # error carries the vendor's own figure, for the caller's retry to honour.
+                if waits < self._max_rate_limit_waits and wait <= self._max_wait:
                     waits += 1
                     logger.info("%s rate limit reached; waiting %.1f s as the vendor asked", self.vendor, wait)
                     self._sleep(wait)

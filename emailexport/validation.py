@@ -200,7 +200,8 @@ def _check_connector_options(connector: Connector, options: dict[str, Any], erro
     per_locale = options.get("per_locale_options")
     fields = fields if isinstance(fields, dict) else {}
     per_locale = {k: v for k, v in per_locale.items() if isinstance(v, dict)} if isinstance(per_locale, dict) else {}
-    for path, messages in cls.check_options(fields, per_locale).items():
+    for path, messages in cls.check_options(fields, per_locale, folder_id=options.get("folder_id"),
+                                            campaign_id=options.get("campaign_id")).items():
         errors[path].extend(messages)
 
 

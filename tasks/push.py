@@ -3,28 +3,36 @@
 One connector instance is shared by the locales of an export (a "session"), so its request bound
 (VendorHttp's in-flight limit) and any OAuth token are per export and connector, not per locale;
 exports running side by side in one process each have their own. Push tasks retry transient
-errors only, with exponential backoff and jitter.
+errors only, with exponential backoff and jitter; after a 429 the retry also waits what the vendor
+asked (`RateLimitedError.retry_after`, e.g. Braze's hourly window), and a wait longer than
+`MAX_RATE_LIMIT_WAIT` fails the locale at once, saying how long the vendor asked to wait.
+
+Every item carries a marker derived from (workspace, export id, export creation time, locale), so
+every attempt of the same export's locale (task retries, a flow retry) carries the same one, and
+a retried attempt tells the connector to look for it before creating (connectors/base.py).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from connectors.base import EspConnector, PushItem, PushResult
+from connectors.base import EspConnector, PushItem, PushResult, make_marker
+from connectors.errors import RateLimitedError
 from connectors.registry import esp_connector_class
-from emailexport.errors import EmailExportError
-from emailexport.models import Connector, ExportRecord
+from emailexport.errors import EmailExportError, TransientError
+from emailexport.models import Connector, ExportRecord, format_timestamp
 from emailexport.render.result import LocaleRender
 from emailexport.secrets import resolve_credentials
 from emailexport.store import Store
-from tasks.retry import retry_only_transient
 
 __all__ = [
     "PushOutcome",
@@ -33,7 +41,13 @@ __all__ = [
     "previous_resource_ids",
     "push_locale",
     "push_locales",
+    "retry_push",
 ]
+
+# The longest vendor-requested wait a push task sleeps through before its retry; a longer one
+# (Braze's hourly window) fails the locale at once with the wait in the message.
+MAX_RATE_LIMIT_WAIT = 900.0
+_sleep = time.sleep  # replaced in tests
 
 _SESSIONS: dict[str, EspConnector] = {}
 _LOCK = threading.Lock()
@@ -66,6 +80,8 @@ def build_push_item(record: ExportRecord, render: LocaleRender) -> PushItem:
         campaign_id=str(own.get("campaign_id") or options.campaign_id or "") or None,
         fields=dict(options.export_field_values),
         options=dict(own),
+        # created_at as the record shows it (UTC, milliseconds): the same however the record was loaded.
+        marker=make_marker(record.workspace_id, record.id, format_timestamp(record.created_at), render.locale),
     )
 
 
@@ -92,6 +108,28 @@ def open_connector(connector: Connector, credentials: Mapping[str, str] | None =
     return esp_connector_class(connector.type)(connector, credentials)
 
 
+def retry_push(task: object, task_run: object, state: object) -> bool:
+    """Retry transient errors only (a terminal one repeats); after a 429, first wait what the vendor
+    asked (on top of the backoff), or give up when that is longer than `MAX_RATE_LIMIT_WAIT`."""
+    exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
+    if not isinstance(exc, TransientError):
+        return False
+    if isinstance(exc, RateLimitedError):
+        if exc.retry_after > MAX_RATE_LIMIT_WAIT:
+            return False
+        _sleep(exc.retry_after)
+    return True
+
+
+def is_retry() -> bool:
+    """True in a second (or later) run of the push task, or of the flow around it."""
+    task_context = TaskRunContext.get()
+    flow_context = FlowRunContext.get()
+    task_runs = task_context.task_run.run_count if task_context is not None else 1
+    flow_runs = flow_context.flow_run.run_count if flow_context is not None and flow_context.flow_run else 1
+    return task_runs > 1 or flow_runs > 1
+
+
 @task(
     name="push-locale",
     task_run_name="push-{locale}",
@@ -99,13 +137,14 @@ def open_connector(connector: Connector, credentials: Mapping[str, str] | None =
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
-    retry_condition_fn=retry_only_transient,
+    retry_condition_fn=retry_push,
 )
 def push_locale(locale: str, session: str, item: PushItem, previous_resource_id: str | None) -> PushResult:
-    """Create (or update) this locale's resource in the ESP; returns its id and page."""
+    """Create (or update) this locale's resource in the ESP; returns its id and page. A retried run
+    looks for the marker of the create an earlier run may have made before creating."""
     with _LOCK:
         connector = _SESSIONS[session]
-    return connector.push(item, previous_resource_id)
+    return connector.push(item, previous_resource_id, retrying=is_retry())
 
 
 @dataclass(frozen=True)
@@ -147,6 +186,9 @@ def push_locales(record: ExportRecord, connector: Connector, renders: Mapping[st
                 raised = state.result(raise_on_failure=False)
                 message = (str(raised) if isinstance(raised, EmailExportError)
                            else f"internal error ({type(raised).__name__})")
+                if isinstance(raised, RateLimitedError) and raised.retry_after > MAX_RATE_LIMIT_WAIT:
+                    message += (f" (the vendor asks to wait {raised.retry_after:.0f} s before the next request; "
+                                "export again after that)")
                 outcomes[locale] = PushOutcome(error=f"{connector.name}: {message}")
     finally:
         with _LOCK:

@@ -5,7 +5,7 @@ from prefect.states import Failed
 
 from connectors.errors import ServerError, VendorValidationError
 from tasks.images import upload_image
-from tasks.push import push_locale
+from tasks.push import push_locale, retry_push
 from tasks.render import render_locale
 from tasks.retry import retry_only_transient, retry_unless_terminal
 
@@ -23,6 +23,7 @@ def test_retry_conditions(error, only_transient, unless_terminal):
 
 def test_tasks_that_write_elsewhere_retry_only_transient_errors():
     # An unexpected error after an ESP or CDN write must not be repeated (a second template).
-    assert push_locale.retry_condition_fn is retry_only_transient
+    assert push_locale.retry_condition_fn is retry_push  # transient only, and the vendor's wait (test_push_task)
+    assert retry_push(None, None, Failed(data=RuntimeError("bug after the create"))) is False
     assert upload_image.retry_condition_fn is retry_only_transient
     assert render_locale.retry_condition_fn is retry_unless_terminal

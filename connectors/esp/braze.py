@@ -94,7 +94,8 @@ class BrazeConnector(EspConnector):
     declared_fields: ClassVar[Mapping[str, str]] = {
         "tags": "tags: comma-separated tag names (each must already exist in Braze)",
     }
-    supports_lookup_by_name = True
+    # Braze documents that a new template can take minutes to be listed: look for up to ~3 minutes.
+    lookup_waits = (0.0, 5.0, 10.0, 20.0, 30.0, 60.0, 60.0)
 
     settings: BrazeSettings
     credentials: BrazeCredentials
@@ -103,7 +104,6 @@ class BrazeConnector(EspConnector):
         super().__init__(connector, credentials, **kwargs)
         key = self.credentials.api_key.get_secret_value()
         self.page_size = LIST_PAGE_SIZE
-        self._create_started: datetime | None = None
         self._sleep = self.sleep or time.sleep
         self.http = VendorHttp(
             self.integration_name, self.settings.api_base_url.rstrip("/"),
@@ -117,13 +117,14 @@ class BrazeConnector(EspConnector):
     def create(self, item: PushItem) -> PushResult:
         """PushItem -> a new email template; its id and dashboard link."""
         body = self._template_fields(item, creating=True)
-        self._create_started = datetime.now(UTC)
         response = self._http.request("POST", "/templates/email/create", json=body, creates=True)
-        template_id = _successful(response).get("email_template_id")
-        if not template_id:
-            raise VendorValidationError(f"Braze: POST /templates/email/create answered without an email_template_id: "
-                                        f"{braze_error_message(response)}")
-        return self._result(str(template_id), item)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and answer.get("message", "success") != "success":
+            raise VendorValidationError(f"Braze: {braze_error_message(response)}")  # Braze said no, in a 2xx
+        return self._result(self.created_id(response, "email_template_id"), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
         """Replace the template's fields; `ResourceNotFoundError` if Braze no longer has it."""
@@ -134,12 +135,16 @@ class BrazeConnector(EspConnector):
         _successful(response)
         return self._result(resource_id, item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The newest template called `name`, paging through /templates/email/list (no name filter exists)."""
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The newest template whose name carries the item's marker (its full marked name), paging
+        through /templates/email/list (no name filter exists); only templates changed since our first
+        create, when this instance sent it."""
+        name = item.name
         params: dict[str, Any] = {"limit": self.page_size}
-        if self._create_started is not None:
-            # Only templates changed since our lost create can be the one it made.
-            params["modified_after"] = (self._create_started - LOOKUP_SKEW).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        sent = self.first_sent(item)
+        if sent is not None:
+            since = datetime.fromtimestamp(sent, UTC) - LOOKUP_SKEW
+            params["modified_after"] = since.strftime("%Y-%m-%dT%H:%M:%S.%f")
         matches: list[dict[str, Any]] = []
         offset = 0
         while True:

@@ -2,7 +2,7 @@
 
 Endpoints (Brevo's own spec, getbrevo/brevo-go api/swagger.yaml): `POST /smtp/templates`
 (createSmtpTemplate), `PUT /smtp/templates/{templateId}` (updateSmtpTemplate) and
-`GET /smtp/templates` (getSmtpTemplates, paged with limit/offset) to find a template by name after
+`GET /smtp/templates` (getSmtpTemplates, paged with limit/offset) to find a template by its marker after
 a lost create. An SMTP template holds a name, subject, sender, HTML and a few extras (tag,
 reply-to, "To" personalisation, attachment URL); it has no preheader, no plain-text part and no
 folders, so those are not sent (docs/connectors/brevo.md).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -27,6 +28,16 @@ __all__ = ["BrevoConnector", "BrevoCredentials", "BrevoSettings"]
 APP_URL = "https://my.brevo.com"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _PAGE = 1000  # getSmtpTemplates allows up to 1000 templates a page
+_LOOKUP_SKEW = 600.0  # seconds of clock skew between us and Brevo when narrowing a lookup
+
+
+def _epoch(value: Any) -> float | None:
+    """Brevo's createdAt ("2017-05-01T12:30:00Z") as epoch seconds, or None."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 class BrevoSettings(BaseModel):
@@ -75,7 +86,7 @@ def brevo_error_message(response: httpx.Response) -> str:
 
 
 class BrevoConnector(EspConnector):
-    """Brevo SMTP templates: create, update, find by name."""
+    """Brevo SMTP templates: create, update, find by marker."""
 
     type_name = "brevo"
     integration_name = "Brevo"
@@ -91,7 +102,6 @@ class BrevoConnector(EspConnector):
     })
     # The same keys per locale override export_field_values for that locale (e.g. a reply-to per language).
     extra_per_locale_keys = frozenset(declared_fields)
-    supports_lookup_by_name = True  # by paging through getSmtpTemplates and comparing names
 
     settings: BrevoSettings
     credentials: BrevoCredentials
@@ -117,19 +127,23 @@ class BrevoConnector(EspConnector):
     def create(self, item: PushItem) -> PushResult:
         """POST /smtp/templates -> the new template's id and page."""
         response = self.api.request("POST", "/smtp/templates", json=self._body(item), creates=True)
-        template_id = str(response.json()["id"])
-        return self._result(template_id, item)
+        return self._result(self.created_id(response, "id"), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
         """PUT /smtp/templates/{id}; a template deleted in Brevo answers 404 -> ResourceNotFoundError."""
         self.api.request("PUT", f"/smtp/templates/{resource_id}", json=self._body(item))
         return self._result(resource_id, item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The newest template called `name` (Brevo has no name filter: page through them all)."""
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The newest template whose name carries the item's marker (its full marked name; Brevo has
+        no name filter: page through, newest first, stopping at templates older than our first create)."""
+        sent = self.first_sent(item)
         for template in self._templates():
-            if template.get("name") == name:
+            if template.get("name") == item.name:
                 return str(template["id"])
+            created = _epoch(template.get("createdAt"))
+            if sent is not None and created is not None and created < sent - _LOOKUP_SKEW:
+                return None  # newest first: everything after this is older than our create
         return None
 
     def resource_url(self, resource_id: str) -> str | None:

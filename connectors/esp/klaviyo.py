@@ -2,11 +2,13 @@
 
 A Klaviyo template holds a name, the HTML, the plain text and an optional AMP version. The
 subject and preview text belong to a campaign message or flow email, not to a template, so they
-are not sent (docs/connectors/klaviyo.md). Templates have no folders.
+are not sent (docs/connectors/klaviyo.md). Templates have no folders. A campaign_id assigns the
+template to that campaign's messages (campaign-message-assign-template).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from connectors.base import EspConnector, PushItem, PushResult
+from connectors.errors import TerminalConnectorError
 from connectors.http import VendorHttp
 from emailexport.models import Connector
 
@@ -56,12 +59,24 @@ def klaviyo_error(response: httpx.Response) -> str:
     return f"{text} (at {where})" if where else text
 
 
-def klaviyo_reset(response: httpx.Response) -> float | None:
-    """Seconds until the steady window resets (`RateLimit-Reset`), when Retry-After is absent."""
-    try:
-        return float(response.headers["ratelimit-reset"])
-    except (KeyError, ValueError):
-        return None
+class SteadyWindow:
+    """Klaviyo's steady-window reset, from the headers it sends: `RateLimit-Reset` (seconds to the end
+    of the window) rides on successful responses only; a 429 carries `Retry-After` alone. So the
+    last success's reset is remembered, and a 429 without Retry-After waits until that window ends."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._ends_at: float | None = None
+
+    def saw(self, response: httpx.Response) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._ends_at = self._clock() + float(response.headers["ratelimit-reset"])
+
+    def reset(self, response: httpx.Response) -> float | None:
+        """Seconds until the remembered window ends (for a 429 without Retry-After), or None."""
+        if self._ends_at is None:
+            return None
+        return max(0.0, self._ends_at - self._clock())
 
 
 def name_filter(name: str, created_after: datetime | None = None) -> str:
@@ -84,7 +99,10 @@ class KlaviyoConnector(EspConnector):
     declared_fields: ClassVar[Mapping[str, str]] = {
         "amp": "data.attributes.amp: the AMP version of the template (AMP must be enabled in the account)",
     }
-    supports_lookup_by_name: ClassVar[bool] = True
+
+    # The id goes into a URL path (GET /api/campaigns/{id}/...): Klaviyo's campaign ids are alphanumeric.
+    campaign_id_pattern: ClassVar[tuple[str, str] | None] = (r"[A-Za-z0-9]{1,64}",
+                                                             "a campaign id (letters and digits, e.g. 01J9...)")
 
     settings: KlaviyoSettings
     credentials: KlaviyoCredentials
@@ -92,65 +110,96 @@ class KlaviyoConnector(EspConnector):
     def __init__(self, connector: Connector, credentials: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(connector, credentials, **kwargs)
         key = self.credentials.api_key.get_secret_value()
+        self.window = SteadyWindow()
         self.http = VendorHttp(
             self.integration_name, self.settings.api_base_url.rstrip("/"),
             headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": self.settings.revision,
                      "Accept": JSON_API},
-            secrets=[key], rate_limit_reset=klaviyo_reset, error_message=klaviyo_error,
+            secrets=[key], rate_limit_reset=self.window.reset, error_message=klaviyo_error,
             transport=self.transport, timeout=self.timeout, sleep=self.sleep or time.sleep,
         )
-        # name -> when we last sent a create whose answer was lost: narrows the lookup to it
-        self._create_sent_at: dict[str, datetime] = {}
 
-    def _attributes(self, item: PushItem) -> dict[str, Any]:
+    def _attributes(self, item: PushItem, *, creating: bool) -> dict[str, Any]:
         attributes: dict[str, Any] = {"name": item.name, "html": item.html}
-        if item.plaintext:
-            attributes["text"] = item.plaintext
-        if item.fields.get("amp"):
-            attributes["amp"] = item.fields["amp"]
+        # An update sets text and amp to null when the export has none, so the previous export's
+        # plain text (or AMP) does not stay behind; a create leaves them out.
+        if item.plaintext or not creating:
+            attributes["text"] = item.plaintext or None
+        if item.fields.get("amp") or not creating:
+            attributes["amp"] = item.fields.get("amp") or None
         return attributes
 
     def _notes(self, result: PushResult, item: PushItem) -> PushResult:
-        # Klaviyo has neither template folders nor campaign assignment through templates, and the
-        # subject and preheader live on the campaign message: say so instead of dropping them silently.
+        # Klaviyo has no template folders, and the subject and preheader live on the campaign
+        # message: say so instead of dropping them silently.
         if item.subject or item.preheader:
             result = result.warn("Klaviyo templates hold no subject or preheader: set them on the campaign "
                                  "message that uses this template")
         if item.folder_id:
             result = result.warn(f"Klaviyo templates have no folders; folder_id {item.folder_id} was not used")
-        if item.campaign_id:
-            result = result.warn(f"campaign_id {item.campaign_id} was not used: assign template "
-                                 f"{result.resource_id} to the campaign message in Klaviyo")
         return result
+
+    def _campaign(self, result: PushResult, item: PushItem) -> PushResult:
+        """With a campaign_id: assign the template to that campaign's messages.
+
+        `GET /api/campaigns/{id}/relationships/campaign-messages` names the messages, and
+        `POST /api/campaign-message-assign-template` gives each a copy of the template (Klaviyo copies
+        it: a later update of the template reaches the campaign only by assigning it again, which
+        every push with the campaign_id does). A campaign Klaviyo does not know or will not change
+        is a warning, since the template itself was pushed; a transient failure fails the push, and
+        its retry updates the same template and assigns it again."""
+        if not item.campaign_id:
+            return result
+        try:
+            listed = self._get(f"/api/campaigns/{item.campaign_id}/relationships/campaign-messages")
+            messages = [m["id"] for m in listed.json().get("data") or [] if isinstance(m, dict) and m.get("id")]
+            if not messages:
+                return result.warn(f"Klaviyo campaign {item.campaign_id} has no message to assign template "
+                                   f"{result.resource_id} to")
+            for message_id in messages:
+                body = {"data": {"type": "campaign-message", "id": message_id, "relationships": {
+                    "template": {"data": {"type": "template", "id": result.resource_id}}}}}
+                self._send("POST", "/api/campaign-message-assign-template", body)
+        except TerminalConnectorError as exc:
+            return result.warn(f"Klaviyo campaign {item.campaign_id}: template {result.resource_id} was not "
+                               f"assigned: {exc}")
+        return result
+
+    def _get(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        assert self.http is not None
+        response = self.http.request("GET", path, params=params)
+        self.window.saw(response)
+        return response
 
     def _send(self, method: str, path: str, body: Any, *, creates: bool = False,
               idempotent: bool | None = None) -> httpx.Response:
         assert self.http is not None
-        return self.http.request(method, path, content=json.dumps(body).encode(), creates=creates,
-                                 idempotent=idempotent, headers={"Content-Type": JSON_API})
+        response = self.http.request(method, path, content=json.dumps(body).encode(), creates=creates,
+                                     idempotent=idempotent, headers={"Content-Type": JSON_API})
+        self.window.saw(response)
+        return response
 
     def create(self, item: PushItem) -> PushResult:
         body = {"data": {"type": "template",
-                         "attributes": {**self._attributes(item), "editor_type": self.settings.editor_type}}}
-        self._create_sent_at[item.name] = datetime.now(UTC)
+                         "attributes": {**self._attributes(item, creating=True),
+                                        "editor_type": self.settings.editor_type}}}
         response = self._send("POST", "/api/templates", body, creates=True)
-        self._create_sent_at.pop(item.name, None)
-        template_id = str(response.json()["data"]["id"])
-        return self._notes(PushResult(template_id, self.resource_url(template_id)), item)
+        template_id = self.created_id(response, "data", "id")
+        return self._campaign(self._notes(PushResult(template_id, self.resource_url(template_id)), item), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
-        body = {"data": {"type": "template", "id": resource_id, "attributes": self._attributes(item)}}
+        body = {"data": {"type": "template", "id": resource_id, "attributes": self._attributes(item, creating=False)}}
         # The PATCH sets every attribute we own to absolute values: repeating it is harmless.
         self._send("PATCH", f"/api/templates/{resource_id}", body, idempotent=True)
-        return self._notes(PushResult(resource_id, self.resource_url(resource_id)), item)
+        return self._campaign(self._notes(PushResult(resource_id, self.resource_url(resource_id)), item), item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The newest template called `name` (created since our lost create, when there was one)."""
-        assert self.http is not None
-        sent_at = self._create_sent_at.pop(name, None)
-        params = {"filter": name_filter(name, sent_at - _CLOCK_SKEW if sent_at else None),
-                  "sort": "-created", "fields[template]": "name,created"}
-        found = self.http.request("GET", "/api/templates", params=params).json().get("data") or []
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The newest template whose name carries the item's marker (Klaviyo filters names by
+        equality: the full marked name), created since our first create when this instance sent it."""
+        sent = self.first_sent(item)
+        since = datetime.fromtimestamp(sent, UTC) - _CLOCK_SKEW if sent is not None else None
+        params = {"filter": name_filter(item.name, since), "sort": "-created", "fields[template]": "name,created"}
+        found = self._get("/api/templates", params).json().get("data") or []
         return str(found[0]["id"]) if found else None
 
     def resource_url(self, resource_id: str) -> str | None:

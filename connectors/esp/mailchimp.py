@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.base import EspConnector, PushItem, PushResult
-from connectors.errors import TerminalConnectorError, VendorValidationError
+from connectors.errors import TerminalConnectorError
 from connectors.http import VendorHttp, error_body
 from emailexport.models import Connector
 
@@ -70,7 +70,10 @@ class MailchimpConnector(EspConnector):
     preset = "mailchimp"
     settings_model = MailchimpSettings
     credentials_model = MailchimpCredentials
-    supports_lookup_by_name = True
+
+    # Ids go into URL paths (PUT /campaigns/{id}/content): Mailchimp's ids are short alphanumeric strings.
+    folder_id_pattern = (r"[A-Za-z0-9_-]{1,64}", "a template folder id (letters and digits)")
+    campaign_id_pattern = (r"[A-Za-z0-9_-]{1,64}", "a campaign id (letters and digits, e.g. 42694e9e57)")
 
     settings: MailchimpSettings
     credentials: MailchimpCredentials
@@ -85,7 +88,6 @@ class MailchimpConnector(EspConnector):
                 "keys end in '-<dc>' (e.g. '-us21'), as shown on the account's API keys page")
         self.dc = dc
         self.page_size = LIST_PAGE_SIZE
-        self._create_started: datetime | None = None
         self._sleep = self.sleep or time.sleep
         basic = "Basic " + base64.b64encode(f"emailexport:{key}".encode()).decode()
         wait = self.settings.rate_limit_wait_seconds
@@ -98,25 +100,27 @@ class MailchimpConnector(EspConnector):
 
     def create(self, item: PushItem) -> PushResult:
         """PushItem -> a new user template (in the folder, if one is given); its id and app link."""
-        self._create_started = datetime.now(UTC)
         response = self._http.request("POST", "/templates", json=self._template_fields(item), creates=True)
-        template_id = response.json().get("id")
-        if template_id is None:
-            raise VendorValidationError(f"Mailchimp: POST /templates answered without an id: {response.text[:200]}")
-        return self._result(str(template_id), item)
+        template_id = self.created_id(response, "id")
+        return self._campaign(self._result(template_id, item), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
         """Replace the template's name, HTML and folder; a 404 (deleted) is `ResourceNotFoundError`."""
         # A PATCH that sets the same fields again is safe to repeat on a 5xx.
         self._http.request("PATCH", f"/templates/{resource_id}", json=self._template_fields(item), idempotent=True)
-        return self._result(resource_id, item)
+        return self._campaign(self._result(resource_id, item), item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The newest user template called `name`, paging with count/offset (Mailchimp has no name filter)."""
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The newest user template whose name carries the item's marker (its full marked name),
+        paging with count/offset (Mailchimp has no name filter), created since our first create
+        when this instance sent it."""
+        name = item.name
         params: dict[str, Any] = {"type": "user", "count": self.page_size,
                                   "fields": "templates.id,templates.name,templates.date_created,total_items"}
-        if self._create_started is not None:
-            params["since_date_created"] = (self._create_started - LOOKUP_SKEW).isoformat(timespec="seconds")
+        sent = self.first_sent(item)
+        if sent is not None:
+            params["since_date_created"] = (datetime.fromtimestamp(sent, UTC) - LOOKUP_SKEW).isoformat(
+                timespec="seconds")
         matches: list[dict[str, Any]] = []
         offset = 0
         while True:
@@ -153,7 +157,22 @@ class MailchimpConnector(EspConnector):
         if dropped:
             result = result.warn(f"Mailchimp templates hold no {', '.join(dropped)}: set them on the campaign that "
                                  "uses this template")
-        if item.campaign_id:
-            result = result.warn(f"Mailchimp templates belong to no campaign; campaign_id {item.campaign_id!r} was "
-                                 "not applied")
+        return result
+
+    def _campaign(self, result: PushResult, item: PushItem) -> PushResult:
+        """With a campaign_id: set that campaign's content to the exported HTML (and plain text).
+
+        `PUT /campaigns/{id}/content` replaces the content, so repeating it is harmless. A campaign
+        Mailchimp does not know (404) or will not change (400: e.g. already sent) is reported as a
+        warning, since the template itself was pushed; a transient failure fails the push, whose
+        retry updates the same template and sets the content again."""
+        if not item.campaign_id:
+            return result
+        content: dict[str, Any] = {"html": item.html}
+        if item.plaintext:
+            content["plain_text"] = item.plaintext
+        try:
+            self._http.request("PUT", f"/campaigns/{item.campaign_id}/content", json=content)
+        except TerminalConnectorError as exc:
+            return result.warn(f"Mailchimp campaign {item.campaign_id}: its content was not set: {exc}")
         return result

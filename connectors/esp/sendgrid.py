@@ -5,8 +5,8 @@ create = `POST /v3/templates` (generation "dynamic"), `POST /v3/templates/{id}/v
 `POST /v3/templates/{id}/versions/{version_id}/activate`; update = `GET /v3/templates/{id}` to
 find the active version and `PATCH /v3/templates/{id}/versions/{version_id}` it in place (SendGrid
 caps an account at 300 versions across all templates, so a new version per export would run out);
-find by name = `GET /v3/templates?generations=dynamic` paged with page_token. A version has no
-preheader field, and templates have no folders (docs/connectors/sendgrid.md).
+find by marker = `GET /v3/templates?generations=dynamic` paged with page_token, matching the marked
+name. A version has no preheader field, and templates have no folders (docs/connectors/sendgrid.md).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def sendgrid_error_message(response: httpx.Response) -> str:
 
 
 class SendGridConnector(EspConnector):
-    """SendGrid dynamic templates: create with an active version, update that version, find by name."""
+    """SendGrid dynamic templates: create with an active version, update that version, find by marker."""
 
     type_name = "sendgrid"
     integration_name = "SendGrid"
@@ -90,7 +90,6 @@ class SendGridConnector(EspConnector):
         "test_data": "test_data",  # JSON shown in the editor's preview and test sends
     })
     extra_per_locale_keys = frozenset(declared_fields)  # the same keys, per locale
-    supports_lookup_by_name = True
 
     settings: SendGridSettings
     credentials: SendGridCredentials
@@ -122,11 +121,11 @@ class SendGridConnector(EspConnector):
         version = self._version(item)  # checked before anything exists in SendGrid
         response = self.api.request("POST", "/v3/templates", json={"name": item.name, "generation": "dynamic"},
                                     creates=True)
-        template_id = str(response.json()["id"])
+        template_id = self.created_id(response, "id")
         try:
             self._add_active_version(template_id, version)
         except ConnectorError:
-            self._discard(template_id)  # an empty template would be found by name later and confuse
+            self._discard(template_id)  # an empty template would be found later and confuse
             raise
         return self._result(template_id, item)
 
@@ -144,9 +143,10 @@ class SendGridConnector(EspConnector):
             self.api.request("PATCH", path, json=version, idempotent=True)  # same values again: safe to repeat
         return self._result(resource_id, item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """The first dynamic template called `name` (the list has no name filter: page through)."""
-        return next((str(t["id"]) for t in self._templates() if t.get("name") == name), None)
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The dynamic template whose name carries the item's marker (its full marked name; the list
+        has no name filter: page through)."""
+        return next((str(t["id"]) for t in self._templates() if t.get("name") == item.name), None)
 
     def resource_url(self, resource_id: str) -> str | None:
         return f"{APP_URL}/dynamic-templates/{resource_id}"
@@ -158,18 +158,19 @@ class SendGridConnector(EspConnector):
         name = str(item.options.get("version_name") or item.fields.get("version_name") or item.name)
         version: dict[str, Any] = {"name": name, "subject": item.subject, "html_content": item.html,
                                    "editor": "code"}  # raw HTML: the design editor could not hold it
-        if item.plaintext:
-            # Our plaintext, not SendGrid's: generate_plain_content true would overwrite it.
-            version.update(plain_content=item.plaintext, generate_plain_content=False)
+        # Always both fields, so an update never leaves the previous export's text behind: our
+        # plaintext (generate_plain_content true would overwrite it), or, when the export has none,
+        # an empty one that SendGrid regenerates from the new HTML.
+        version.update(plain_content=item.plaintext, generate_plain_content=not item.plaintext)
         test_data = item.options.get("test_data") or item.fields.get("test_data")
         if test_data:
             version["test_data"] = _json_text(str(test_data))
-        _check_limits(item.name, version)
+        _check_limits(item.name, version, item.marker)
         return version
 
     def _add_active_version(self, template_id: str, version: dict[str, Any]) -> None:
         created = self.api.request("POST", f"/v3/templates/{template_id}/versions", json=version, creates=True)
-        version_id = created.json()["id"]
+        version_id = self.created_id(created, "id")
         # SendGrid activates only a template's first version by itself; activating always also
         # deactivates whatever version was active before.
         self.api.request("POST", f"/v3/templates/{template_id}/versions/{version_id}/activate", idempotent=True)
@@ -205,11 +206,13 @@ def _json_text(value: str) -> str:
     return value
 
 
-def _check_limits(template_name: str, version: Mapping[str, Any]) -> None:
+def _check_limits(template_name: str, version: Mapping[str, Any], marker: str = "") -> None:
     problems = []
     for what, text in (("template name", template_name), ("version name", version["name"])):
         if len(text) > _MAX_NAME:
-            problems.append(f"the {what} has {len(text)} characters (at most {_MAX_NAME})")
+            suffix = f" [{marker}]"
+            note = f", with the {len(suffix)}-character marker" if marker and text.endswith(suffix) else ""
+            problems.append(f"the {what} has {len(text)} characters (at most {_MAX_NAME}{note})")
     if len(version["subject"]) > _MAX_SUBJECT:
         problems.append(f"the subject has {len(version['subject'])} characters (at most {_MAX_SUBJECT})")
     for field in ("html_content", "plain_content"):

@@ -4,21 +4,21 @@ Auth is OAuth 2.0 client credentials against the tenant's auth host (`/v2/token`
 names the REST host (`rest_instance_url`) this connector then talks to. The token is cached until
 60 s before it expires, and a 401 from the REST API refreshes it once and repeats the request once.
 
-Every asset gets a fresh, unique `customerKey` (SFMC requires one and keeps it unique in the
-instance); when a create's answer is lost, the asset is looked up by that key, so a same-named
-asset the user made elsewhere is never mistaken for ours.
+Every asset's `customerKey` is the item's marker (unique to the export's locale, the same in every
+attempt of its push; SFMC requires a customerKey and keeps it unique in the instance): when a
+create's answer is lost, the asset is looked up by that key, so a same-named asset of another
+export is never mistaken for ours, and a second create of the same key is refused by SFMC itself.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.base import EspConnector, PushItem, PushResult
 from connectors.errors import AuthenticationError, TerminalConnectorError
@@ -36,7 +36,9 @@ class SfmcSettings(BaseModel):
 
     subdomain: str | None = None  # the tenant subdomain of https://<subdomain>.auth.marketingcloudapis.com
     auth_base_url: str | None = None  # the full auth base URI, instead of `subdomain`
-    account_id: str | None = None  # the MID of the business unit to work in (default: the package's)
+    # The MID of the business unit to work in (default: the package's). Salesforce's token reference
+    # types account_id as a number, so it is sent as one; a numeric string in the settings is accepted.
+    account_id: int | None = Field(default=None, ge=1)
     api_base_url: str | None = None  # overrides the token's rest_instance_url (not normally needed)
     app_url: str = "https://mc.exacttarget.com/cloud/#app/Content%20Builder"
 
@@ -88,7 +90,11 @@ class SalesforceMarketingCloudConnector(EspConnector):
         "description": "description: the asset's description in Content Builder",
         "tags": "tags: comma-separated Content Builder tags",
     }
-    supports_lookup_by_name: ClassVar[bool] = True
+
+    rejects_duplicate_marker: ClassVar[bool] = True  # customerKey is unique in the instance
+    # category.id is an integer in SFMC's Asset schema: anything else is refused at validation.
+    folder_id_pattern: ClassVar[tuple[str, str] | None] = (r"[1-9][0-9]{0,17}",
+                                                           "a Content Builder category id (a number)")
 
     settings: SfmcSettings
     credentials: SfmcCredentials
@@ -104,7 +110,6 @@ class SalesforceMarketingCloudConnector(EspConnector):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self._pending_keys: dict[str, str] = {}  # name -> customerKey of a create whose answer was lost
 
     def _client(self, base_url: str) -> VendorHttp:
         return VendorHttp(self.integration_name, base_url.rstrip("/"), secrets=self._secrets,
@@ -126,8 +131,9 @@ class SalesforceMarketingCloudConnector(EspConnector):
             return self.http
 
     def _fetch_token(self) -> None:
-        body = {"grant_type": "client_credentials", "client_id": self.credentials.client_id.get_secret_value(),
-                "client_secret": self.credentials.client_secret.get_secret_value()}
+        body: dict[str, Any] = {
+            "grant_type": "client_credentials", "client_id": self.credentials.client_id.get_secret_value(),
+            "client_secret": self.credentials.client_secret.get_secret_value()}
         if self.settings.account_id:
             body["account_id"] = self.settings.account_id
         try:
@@ -156,11 +162,10 @@ class SalesforceMarketingCloudConnector(EspConnector):
     # -- assets ------------------------------------------------------------------------------
 
     def _asset(self, item: PushItem, customer_key: str) -> dict[str, Any]:
-        views: dict[str, Any] = {"html": {"content": item.html}, "subjectline": {"content": item.subject}}
-        if item.preheader:
-            views["preheader"] = {"content": item.preheader}
-        if item.plaintext:
-            views["text"] = {"content": item.plaintext}
+        # Every view, empty ones included: a PATCH replaces the views it names, so one left out
+        # would keep the previous export's preheader or text.
+        views: dict[str, Any] = {"html": {"content": item.html}, "subjectline": {"content": item.subject},
+                                 "preheader": {"content": item.preheader}, "text": {"content": item.plaintext}}
         asset: dict[str, Any] = {
             "customerKey": customer_key, "name": item.name, "assetType": HTML_EMAIL, "views": views,
             "description": item.fields.get("description") or f"Exported by emailexport ({item.locale})",
@@ -179,11 +184,8 @@ class SalesforceMarketingCloudConnector(EspConnector):
         return result
 
     def create(self, item: PushItem) -> PushResult:
-        key = str(uuid.uuid4())  # 36 characters: SFMC's maximum customerKey length
-        self._pending_keys[item.name] = key
-        answer = self._call("POST", "/asset/v1/content/assets", json=self._asset(item, key), creates=True).json()
-        self._pending_keys.pop(item.name, None)
-        return self._result(str(answer["id"]), item)
+        response = self._call("POST", "/asset/v1/content/assets", json=self._asset(item, item.marker), creates=True)
+        return self._result(self.created_id(response, "id"), item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
         # The spec's Asset requires customerKey on a PATCH too: keep the one the asset has.
@@ -192,11 +194,9 @@ class SalesforceMarketingCloudConnector(EspConnector):
         self._call("PATCH", f"/asset/v1/content/assets/{resource_id}", json=body, idempotent=True)
         return self._result(resource_id, item)
 
-    def find_by_name(self, name: str) -> str | None:
-        """Our lost create by its customerKey; else an HTML email asset called `name`."""
-        key = self._pending_keys.pop(name, None)
-        simple = ({"property": "customerKey", "simpleOperator": "equal", "value": key} if key else
-                  {"property": "name", "simpleOperator": "equal", "value": name})
+    def find_by_marker(self, item: PushItem) -> str | None:
+        """The HTML email asset whose customerKey is the item's marker."""
+        simple = {"property": "customerKey", "simpleOperator": "equal", "value": item.marker}
         query = {"query": {"leftOperand": simple, "logicalOperator": "AND",
                            "rightOperand": {"property": "assetType.id", "simpleOperator": "equal",
                                             "value": HTML_EMAIL["id"]}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -14,14 +15,15 @@ from connectors.esp.braze import BrazeConnector, braze_rate_limit_reset, dashboa
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.braze import FakeBraze
+from tests.connectors.faults import FaultSequences
 
 DASHBOARD = "https://dashboard-01.braze.com"
 
 
-def _connector(fake: FakeBraze, api_key: str = SECRET, **settings: object) -> BrazeConnector:
+def _connector(fake: FakeBraze, api_key: str = SECRET, sleep: Any = None, **settings: object) -> BrazeConnector:
     record = Connector(id=7, type="braze", name="Braze",
                        settings={"api_base_url": fake.url, "dashboard_url": DASHBOARD, **settings})
-    return BrazeConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT)
+    return BrazeConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT, sleep=sleep)
 
 
 @pytest.fixture
@@ -37,6 +39,11 @@ def make_connector(fake):
 
 class TestBraze(ConnectorContract):
     connector_class = BrazeConnector
+
+
+class TestBrazeLostCreatesAndCollisions(FaultSequences):
+    """`-k "braze and (lost or collision)"`: the shared fault sequences against the Braze fake."""
+
 
 
 def _bodies(fake: FakeBraze, path: str) -> list[dict]:
@@ -122,11 +129,11 @@ def test_lookup_by_name_pages_through_the_list(fake):
     wanted = fake.add_template("Wanted")
     connector = _connector(fake)
     connector.page_size = 2
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name="Wanted")) == wanted
     pages = [r.query for r in fake.requests if r.path == "/templates/email/list"]
     assert [p.get("offset") for p in pages] == [None, ["2"], ["4"], ["6"]]  # offset=0 is never sent
     assert all(p["limit"] == ["2"] for p in pages)
-    assert connector.find_by_name("Nobody") is None
+    assert connector.find_by_marker(replace(ITEM, name="Nobody")) is None
 
 
 def test_after_a_lost_create_only_recent_templates_are_listed(fake):

@@ -14,6 +14,7 @@ from connectors.esp.brevo import BrevoConnector, brevo_rate_limit_reset
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.brevo import BrevoFake
+from tests.connectors.faults import FaultSequences
 
 SENDER = "news@shop.example"
 
@@ -42,6 +43,11 @@ def make_connector(fake):
 
 class TestBrevo(ConnectorContract):
     connector_class = BrevoConnector
+
+
+class TestBrevoLostCreatesAndCollisions(FaultSequences):
+    """`-k "brevo and (lost or collision)"`: the shared fault sequences against the Brevo fake."""
+
 
 
 def _bodies(fake: BrevoFake, method: str) -> list[dict[str, Any]]:
@@ -139,7 +145,7 @@ def test_update_sends_the_whole_template_again(fake, make_connector):
     first = connector.push(ITEM)
     connector.push(replace(ITEM, name="Renamed"), previous_resource_id=first.resource_id)
     stored = fake.resources[first.resource_id]
-    assert (stored["name"], stored["isActive"]) == ("Renamed", False)
+    assert (stored["name"].split(" [ee-")[0], stored["isActive"]) == ("Renamed", False)
 
 
 def test_find_by_name_pages_through_every_template(fake, make_connector):
@@ -147,10 +153,27 @@ def test_find_by_name_pages_through_every_template(fake, make_connector):
     oldest = connector.push(replace(ITEM, name="The oldest one")).resource_id
     for n in range(1200):  # more than one page of 1000, put straight into the fake's store
         fake.resources[str(10_000 + n)] = {**fake.resources[oldest], "id": 10_000 + n, "name": f"filler {n}"}
-    assert connector.find_by_name("The oldest one") == oldest
+    assert connector.find_by_marker(replace(ITEM, name=fake.resources[oldest]["name"])) == oldest
     assert fake.count("GET", r"/smtp/templates$") == 2
-    assert connector.find_by_name("never made") is None
+    assert connector.find_by_marker(replace(ITEM, name="never made")) is None
 
 
 def test_the_resource_url_is_the_template_in_brevos_app(make_connector):
     assert make_connector().resource_url("42") == "https://my.brevo.com/camp/template/42/message-setup"
+
+
+def test_a_task_retry_after_a_429_on_create_sends_the_create_without_a_lookup(fake, make_connector):
+    # A 429 means nothing was made: the retry creates at once (no lookup, no lookup waits).
+    from connectors.errors import RateLimitedError
+
+    waits: list[float] = []
+    connector = make_connector(sleep=waits.append)
+    item = replace(ITEM, marker="ee-ratelimited0")
+    # 600 s: beyond the 120 s one request waits out itself
+    fake.inject(method="POST", path=r"/smtp/templates$", reply=fake.rate_limited(600))
+    with pytest.raises(RateLimitedError) as info:
+        connector.push(item)
+    assert info.value.retry_after == 600.0 and waits == []  # the vendor's figure, for the task retry
+    result = connector.push(item, retrying=True)
+    assert list(fake.resources) == [result.resource_id]
+    assert fake.count("GET", r"/smtp/templates$") == 0

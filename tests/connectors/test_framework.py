@@ -99,6 +99,16 @@ def test_rate_limits_are_waited_out_then_given_up(echo):
     assert waits == [7.0, 7.0, 7.0] and info.value.retry_after == 7.0
 
 
+def test_a_wait_longer_than_the_request_bound_is_handed_over_with_the_vendors_own_figure(echo):
+    # Braze's hourly window: sleeping 120 s (the old cap) three times would neither reach the reset
+    # nor tell the task retry how long to wait.
+    waits: list[float] = []
+    echo.inject(reply=Reply(429, {"message": "hourly limit"}, {"Retry-After": "3300"}))
+    with pytest.raises(RateLimitedError) as info:
+        _client(echo, sleep=waits.append).request("GET", "/thing")
+    assert waits == [] and info.value.retry_after == 3300.0
+
+
 def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "3"})) == 3.0
     date = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +19,15 @@ from connectors.esp.mailchimp import MailchimpConnector, data_center
 from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.mailchimp import FakeMailchimp, problem
+from tests.connectors.faults import FaultSequences
 
 KEY = f"{SECRET}-us21"
 
 
-def _connector(fake: FakeMailchimp, api_key: str = KEY, **settings: object) -> MailchimpConnector:
+def _connector(fake: FakeMailchimp, api_key: str = KEY, sleep: Any = None, **settings: object) -> MailchimpConnector:
     record = Connector(id=9, type="mailchimp", name="Mailchimp",
                        settings={"api_base_url": f"{fake.url}/3.0", **settings})
-    return MailchimpConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT)
+    return MailchimpConnector(record, {"api_key": api_key}, timeout=CLIENT_TIMEOUT, sleep=sleep)
 
 
 @pytest.fixture
@@ -43,6 +45,11 @@ class TestMailchimp(ConnectorContract):
     connector_class = MailchimpConnector
 
     stores_subject = False  # Mailchimp templates hold HTML only; subject and preheader live on campaigns
+
+
+class TestMailchimpLostCreatesAndCollisions(FaultSequences):
+    """`-k "mailchimp and (lost or collision)"`: the shared fault sequences against the Mailchimp fake."""
+
 
 
 def test_the_link_and_the_warning_say_where_the_template_is_and_what_it_cannot_hold(fake):
@@ -86,11 +93,36 @@ def test_basic_auth_carries_the_key_as_password(fake):
     assert scheme == "Basic" and base64.b64decode(token).decode().split(":", 1)[1] == KEY
 
 
-def test_the_folder_is_sent_and_the_campaign_is_reported(fake):
-    result = _connector(fake).push(replace(ITEM, folder_id="a4b830b", campaign_id="c9"))
-    assert _sent(fake, "POST")[0] == {"name": ITEM.name, "html": ITEM.html, "folder_id": "a4b830b"}
+def test_the_folder_is_sent(fake):
+    result = _connector(fake).push(replace(ITEM, folder_id="a4b830b"))
+    sent = _sent(fake, "POST")[0]
+    assert sent["name"].startswith(ITEM.name + " [ee-")
+    assert (sent["html"], sent["folder_id"]) == (ITEM.html, "a4b830b")
     assert fake.resources[result.resource_id]["folder_id"] == "a4b830b"
-    assert any("campaign_id 'c9'" in w for w in result.warnings)
+
+
+def test_a_campaign_gets_the_exported_html_as_its_content_on_create_and_update(fake):
+    fake.campaigns["42694e9e57"] = {"status": "save", "html": "<p>draft</p>", "plain_text": "draft"}
+    connector = _connector(fake)
+    first = connector.push(replace(ITEM, campaign_id="42694e9e57"))
+    assert fake.campaigns["42694e9e57"]["html"] == ITEM.html
+    assert fake.campaigns["42694e9e57"]["plain_text"] == ITEM.plaintext
+    assert not any("campaign 42694e9e57" in w for w in first.warnings)
+    changed = replace(ITEM, campaign_id="42694e9e57", html=ITEM.html.replace("Hallo", "Servus"))
+    connector.push(changed, previous_resource_id=first.resource_id)
+    assert "Servus" in fake.campaigns["42694e9e57"]["html"]
+    assert fake.count("PUT", "/3.0/campaigns/42694e9e57/content$") == 2
+
+
+@pytest.mark.parametrize(("campaigns", "reason"), [
+    ({}, "Resource Not Found"),
+    ({"c9": {"status": "sent", "html": "<p>old</p>", "plain_text": ""}}, "already been sent"),
+])
+def test_a_campaign_mailchimp_will_not_change_is_a_warning_and_the_template_stays(fake, campaigns, reason):
+    fake.campaigns.update(campaigns)
+    result = _connector(fake).push(replace(ITEM, campaign_id="c9"))
+    assert result.resource_id in fake.resources
+    assert any("campaign c9" in w and reason in w for w in result.warnings), result.warnings
 
 
 def test_nothing_mailchimp_cannot_hold_is_sent(fake):
@@ -134,11 +166,11 @@ def test_lookup_by_name_pages_with_count_and_offset(fake):
     wanted = fake.add_template("Wanted")
     connector = _connector(fake)
     connector.page_size = 2
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name="Wanted")) == wanted
     pages = [r.query for r in fake.requests if r.path == "/3.0/templates"]
     assert [(p["count"], p["offset"]) for p in pages] == [(["2"], ["0"]), (["2"], ["2"]), (["2"], ["4"])]
     assert all(p["type"] == ["user"] for p in pages)
-    assert connector.find_by_name("Nobody") is None
+    assert connector.find_by_marker(replace(ITEM, name="Nobody")) is None
 
 
 def test_after_a_lost_create_only_templates_created_since_are_listed(fake):
@@ -181,3 +213,12 @@ def test_the_fake_wants_basic_auth(fake):
     response = httpx.get(f"{fake.url}/3.0/templates", headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 401 and fake.spec_problems
     fake.spec_problems.clear()
+
+
+@pytest.mark.parametrize(("key", "value"), [("campaign_id", "../lists/1"), ("folder_id", "a b"), ("campaign_id", "")])
+def test_ids_mailchimp_cannot_take_are_refused_at_validation_naming_the_field(key, value):
+    errors = MailchimpConnector.check_options({}, {}, **{key: value})
+    if value:
+        assert list(errors) == [f"options.{key}"] and repr(value) in errors[f"options.{key}"][0]
+    else:
+        assert errors == {}

@@ -15,6 +15,7 @@ from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.sendgrid import SendGridFake
+from tests.connectors.faults import FaultSequences
 
 VERSIONS = r"/v3/templates/[^/]+/versions$"
 ACTIVATE = r"/v3/templates/[^/]+/versions/[^/]+/activate$"
@@ -47,6 +48,11 @@ def make_connector(fake):
 
 class TestSendGrid(ConnectorContract):
     connector_class = SendGridConnector
+
+
+class TestSendGridLostCreatesAndCollisions(FaultSequences):
+    """`-k "sendgrid and (lost or collision)"`: the shared fault sequences against the SendGrid fake."""
+
 
 
 def _active(fake: SendGridFake, template_id: str) -> list[dict[str, Any]]:
@@ -111,7 +117,7 @@ def test_update_renames_the_template_when_the_name_changed(fake, make_connector)
     connector = make_connector()
     first = connector.push(ITEM)
     connector.push(replace(ITEM, name="Renamed (de-DE)"), previous_resource_id=first.resource_id)
-    assert fake.templates[first.resource_id]["name"] == "Renamed (de-DE)"
+    assert fake.templates[first.resource_id]["name"].startswith("Renamed (de-DE) [ee-")
     assert fake.count("PATCH", r"/v3/templates/[^/]+$") == 1
 
 
@@ -166,7 +172,7 @@ def test_without_plaintext_sendgrid_generates_it(fake, make_connector):
 
 @pytest.mark.parametrize(
     ("item", "problem"),
-    [(replace(ITEM, name="x" * 101), "template name has 101 characters"),
+    [(replace(ITEM, name="x" * 101), r"template name has 119 characters \(at most 100, with the 18-character marker\)"),
      (replace(ITEM, subject="s" * 256), "subject has 256 characters"),
      (replace(ITEM, fields={"test_data": "{not json"}), "test_data must be a JSON document")],
 )
@@ -199,7 +205,7 @@ def test_find_by_name_pages_and_skips_legacy_templates(fake, make_connector):
         fake.templates[f"d-filler{n}"] = {**template, "id": f"d-filler{n}", "name": f"filler {n}", "versions": []}
     fake.templates["legacy-1"] = {**template, "id": "legacy-1", "generation": "legacy"}  # same name, legacy
     fake.templates[wanted] = template
-    assert connector.find_by_name("Wanted") == wanted
+    assert connector.find_by_marker(replace(ITEM, name=template["name"])) == wanted
     assert fake.count("GET", r"/v3/templates$") == 2
 
 
@@ -213,3 +219,14 @@ def test_test_data_and_version_name_are_set_on_the_version(fake, make_connector)
 def test_a_folder_is_reported_as_not_applied(make_connector):
     result = make_connector().push(replace(ITEM, campaign_id="c-1"))
     assert result.warnings == ("SendGrid templates have no folders or campaigns; campaign_id c-1 was not applied",)
+
+
+def test_an_update_without_plaintext_leaves_no_stale_text_behind(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    assert fake.resources[first.resource_id]["plaintext"] == ITEM.plaintext
+    connector.push(replace(ITEM, plaintext=""), previous_resource_id=first.resource_id)
+    # SendGrid derives the text from the new HTML instead of keeping the previous export's.
+    assert fake.resources[first.resource_id]["plaintext"] == "(generated from html_content)"
+    patch = [json.loads(r.body) for r in fake.requests if r.method == "PATCH" and "/versions/" in r.path][-1]
+    assert (patch["plain_content"], patch["generate_plain_content"]) == ("", True)

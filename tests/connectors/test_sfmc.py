@@ -13,6 +13,7 @@ from emailexport.models import Connector
 from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorContract
 from tests.connectors.fakes.base import json_body
 from tests.connectors.fakes.sfmc import FakeSfmc
+from tests.connectors.faults import FaultSequences
 
 CLIENT_ID = "4x9q0client0id0example"
 TOKEN = ("POST", "^/v2/token$")
@@ -42,13 +43,18 @@ class TestSalesforceMarketingCloud(ConnectorContract):
     max_requests_on_auth_failure = 4
 
 
+class TestSalesforceMarketingCloudLostCreatesAndCollisions(FaultSequences):
+    """`-k "sfmc and (lost or collision)"`: the shared fault sequences against the SalesforceMarketingCloud fake."""
+
+
+
 def test_an_asset_is_an_html_email_with_every_view_in_the_folder(fake, make_connector):
     item = replace(ITEM, folder_id="2002", fields={"description": "Spring", "tags": "spring, sale"})
     result = make_connector().push(item)
     stored = fake.resources[result.resource_id]
     assert stored["category"] == 2002 and stored["description"] == "Spring" and stored["tags"] == ["spring", "sale"]
     assert (stored["subject"], stored["preheader"], stored["text"]) == (ITEM.subject, ITEM.preheader, ITEM.plaintext)
-    assert len(stored["customerKey"]) == 36
+    assert stored["customerKey"].startswith("ee-") and len(stored["customerKey"]) <= 36  # the push's marker
     sent = next(r for r in fake.requests if r.method == "POST" and r.path == "/asset/v1/content/assets")
     assert json_body(sent)["assetType"] == {"name": "htmlemail", "id": 208}
     assert json_body(sent)["category"] == {"id": 2002}
@@ -67,7 +73,7 @@ def test_the_token_is_fetched_once_and_shared_by_several_pushes(fake, make_conne
     connector.push(ITEM, previous_resource_id=first.resource_id)
     assert fake.count(*TOKEN) == 1
     token_request = fake.requests[0]
-    assert token_request.path == "/v2/token" and json_body(token_request)["account_id"] == "514009876"
+    assert token_request.path == "/v2/token" and json_body(token_request)["account_id"] == 514009876
     assert all(r.headers["authorization"].startswith("Bearer ") for r in fake.requests[1:])
 
 
@@ -125,12 +131,12 @@ def test_an_update_keeps_the_assets_customer_key(fake, make_connector):
 
 
 def test_a_lost_create_is_found_by_its_customer_key_not_by_a_same_named_asset(fake, make_connector):
-    connector = make_connector()
+    connector = make_connector(sleep=lambda seconds: None)
     elsewhere = connector.push(replace(ITEM, folder_id="2002")).resource_id  # same name, other folder
     fake.inject(method="POST", path=ASSETS + "$", delay=CLIENT_TIMEOUT + 0.5, delay_after_handling=True)
     result = connector.push(ITEM)
     assert result.resource_id != elsewhere and len(fake.resources) == 2
-    assert any("by name" in w for w in result.warnings)
+    assert any("marked ee-" in w for w in result.warnings)
     query = next(r for r in fake.requests if r.path.endswith("/query"))
     assert json_body(query)["query"]["leftOperand"]["property"] == "customerKey"
 
@@ -160,3 +166,51 @@ def test_the_auth_host_is_built_from_the_subdomain():
     record = Connector(id=1, type="salesforce_marketing_cloud", name="S", settings={"subdomain": "mc563885gzs27c5t9"})
     connector = SalesforceMarketingCloudConnector(record, {"client_id": CLIENT_ID, "client_secret": SECRET})
     assert connector.settings.auth_url == "https://mc563885gzs27c5t9.auth.marketingcloudapis.com"
+
+
+def test_account_id_is_sent_as_the_number_salesforce_documents(fake, make_connector):
+    make_connector(account_id="514009876").push(ITEM)  # a numeric string in the settings is accepted
+    token_request = next(r for r in fake.requests if r.path == "/v2/token")
+    assert json_body(token_request)["account_id"] == 514009876
+    with pytest.raises(TerminalConnectorError, match="account_id"):
+        make_connector(account_id="MID-514")
+
+
+@pytest.mark.parametrize("folder", ["Exports", "12a", "-3", "1.5"])
+def test_a_folder_id_sfmc_cannot_take_is_refused_at_validation_naming_the_field(folder):
+    errors = SalesforceMarketingCloudConnector.check_options({}, {"de-DE": {"folder_id": folder}}, folder_id=folder)
+    assert set(errors) == {"options.folder_id", "options.per_locale_options.de-DE.folder_id"}
+    assert "category id" in errors["options.folder_id"][0] and folder in errors["options.folder_id"][0]
+    assert SalesforceMarketingCloudConnector.check_options({}, {}, folder_id="2002") == {}
+
+
+def test_an_update_clears_the_preheader_and_text_the_export_no_longer_has(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    connector.push(replace(ITEM, preheader="", plaintext=""), previous_resource_id=first.resource_id)
+    stored = fake.resources[first.resource_id]
+    assert (stored["preheader"], stored["text"]) == ("", "")
+
+
+def test_lost_create_retried_by_a_fresh_process_is_refused_by_sfmc_and_found_by_its_key(fake, make_connector):
+    # The first process made the asset and died before it knew; a new process, not told it is a
+    # retry, sends the same customerKey: SFMC refuses it as a duplicate and the connector adopts it.
+    item = replace(ITEM, marker="ee-samekey00000")
+    first = make_connector().push(item).resource_id
+    again = make_connector(sleep=lambda s: None).push(item)
+    assert again.resource_id == first and list(fake.resources) == [first]
+    assert any("rejected a second create" in w and first in w for w in again.warnings)
+
+
+def test_lost_create_with_an_unexpected_listing_fails_may_exist_and_is_retried(fake, make_connector):
+    from connectors.errors import AmbiguousCreateError
+    from tests.connectors.fakes.base import Reply
+
+    connector = make_connector(sleep=lambda s: None)
+    item = replace(ITEM, marker="ee-oddlisting00")
+    fake.inject(method="POST", path=ASSETS + "$", delay=CLIENT_TIMEOUT + 0.5, delay_after_handling=True)
+    fake.inject(method="POST", path=ASSETS + "/query$", reply=Reply(200, ["not", "an", "object"]))
+    with pytest.raises(AmbiguousCreateError, match="may exist: ee-oddlisting00"):
+        connector.push(item)
+    result = connector.push(item, retrying=True)
+    assert list(fake.resources) == [result.resource_id]

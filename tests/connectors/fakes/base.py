@@ -4,7 +4,11 @@ Subclasses register routes and keep the vendor's resources; this base records ev
 validates it against the vendor's spec when one is given (a request the spec rejects is kept in
 `spec_problems`, which the tests assert empty), and injects faults: a status with the vendor's
 own body and headers for the next N matching requests, or a delay before (or after) handling, so
-a client timeout can happen after the vendor already created something.
+a client timeout can happen after the vendor already created something, or (`after_handling`)
+the request handled and the injected reply sent instead of the real one (a 2xx whose body is not
+what the vendor documents, after the create happened). `list_late(n)` makes the vendor
+eventually consistent: resources created from then on are left out of the next `n` listings
+(each vendor's list/query handler passes its ids through `listed`, its create calls `born`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Fault:
     reply: Reply | None = None  # answer this instead of handling
     delay: float = 0.0
     delay_after_handling: bool = False  # handle (e.g. create), then stall: the answer is "lost"
+    after_handling: bool = False  # handle (e.g. create), then answer `reply` instead of the real answer
 
 
 Handler = Callable[..., Reply]
@@ -56,6 +61,8 @@ class FakeVendor:
         self.spec_problems: list[str] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._faults: list[Fault] = []
+        self._late = 0  # listings a newly created resource is left out of
+        self._hidden: dict[str, int] = {}  # resource id -> listings it is still left out of
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.register()
@@ -80,11 +87,38 @@ class FakeVendor:
         self._routes.append((method.upper(), re.compile(f"^{pattern}$"), handler))
 
     def inject(self, *, method: str | None = None, path: str | None = None, times: int = 1,
-               reply: Reply | None = None, delay: float = 0.0, delay_after_handling: bool = False) -> None:
+               reply: Reply | None = None, delay: float = 0.0, delay_after_handling: bool = False,
+               after_handling: bool = False) -> None:
         """Make the next `times` requests matching method/path (regex) fail or stall."""
         with self._lock:
             self._faults.append(Fault(method.upper() if method else None, re.compile(path) if path else None,
-                                      times, reply, delay, delay_after_handling))
+                                      times, reply, delay, delay_after_handling, after_handling))
+
+    def list_late(self, listings: int) -> None:
+        """Resources created from now on appear only in the listings after the next `listings` ones;
+        0: every resource is listed from now on (the vendor caught up)."""
+        with self._lock:
+            self._late = listings
+            if not listings:
+                self._hidden.clear()
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def born(self, resource_id: str) -> None:
+        """A vendor's create handler: register a new resource (hidden while `list_late` says so)."""
+        with self._lock:
+            if self._late:
+                self._hidden[str(resource_id)] = self._late
+
+    def listed(self, ids: list[Any]) -> list[Any]:
+        """A vendor's list handler: `ids` without the ones not listed yet; one listing is counted."""
+        with self._lock:
+            shown = [i for i in ids if self._hidden.get(str(i), 0) <= 0]
+            for key in list(self._hidden):
+                self._hidden[key] -= 1
+            return shown
 
     def count(self, method: str, path_regex: str = ".*") -> int:
         pattern = re.compile(path_regex)
@@ -152,6 +186,8 @@ class FakeVendor:
         fault = self._take_fault(request.method, request.path)
         if fault and fault.delay and not fault.delay_after_handling:
             time.sleep(fault.delay)
+        if fault and fault.after_handling:
+            self._dispatch(request)
         reply = fault.reply if fault and fault.reply is not None else self._dispatch(request)
         if fault and fault.delay and fault.delay_after_handling:
             time.sleep(fault.delay)

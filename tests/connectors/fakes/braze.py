@@ -68,6 +68,7 @@ class FakeBraze(FakeVendor):
     name = "braze"
     create_route = ("POST", "/templates/email/create")
     update_route = ("POST", "/templates/email/update")
+    lookup_route = ("GET", "/templates/email/list")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str, *, missing: Missing = "message") -> None:
         self.api_key = api_key
@@ -138,6 +139,7 @@ class FakeBraze(FakeVendor):
         body = json.loads(request.body)
         template_id = self.add_template(body["template_name"])
         self._apply(template_id, body)
+        self.born(template_id)
         return Reply(200, {"email_template_id": template_id, "message": "success"})
 
     def _update(self, request: RecordedRequest) -> Reply:
@@ -181,9 +183,11 @@ class FakeBraze(FakeVendor):
         rejected = self._invalid(problems)
         if rejected or limit is None:
             return rejected or Reply(400, {"message": "bad limit"})
+        shown = set(self.listed(list(self.resources)))
         templates = [{"email_template_id": i, "template_name": t["name"], "created_at": t["created_at"],
                       "updated_at": t["updated_at"], "tags": t["tags"]}
-                     for i, t in self.resources.items() if after is None or t["updated_at"] >= after]
+                     for i, t in self.resources.items()
+                     if i in shown and (after is None or t["updated_at"] >= after)]
         page = templates[int(query.get("offset", 0)):][:limit]
         return Reply(200, {"count": len(page), "templates": page, "message": "success"})
 

@@ -36,6 +36,7 @@ class BrevoFake(FakeVendor):
     name = "brevo"
     create_route = ("POST", r"/v3/smtp/templates$")
     update_route = ("PUT", r"/v3/smtp/templates/\d+$")
+    lookup_route = ("GET", r"/v3/smtp/templates$")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str, senders: dict[int, str] | None = None) -> None:
         self.api_key = api_key
@@ -99,6 +100,7 @@ class BrevoFake(FakeVendor):
             self.resources[template_id] = {"id": int(template_id), "isActive": False, "testSent": False,
                                            "tag": "", "replyTo": "", "toField": "", "html": "", "createdAt": now,
                                            "modifiedAt": now, **self._stored(body)}
+        self.born(template_id)
         return Reply(201, {"id": int(template_id)})
 
     def _update(self, request: RecordedRequest, template_id: str) -> Reply:
@@ -125,7 +127,8 @@ class BrevoFake(FakeVendor):
         if not 0 <= limit <= 1000:
             return _error(400, "out_of_range", "limit should be between 0 and 1000")
         newest_first = request.query.get("sort", ["desc"])[0] == "desc"
-        templates = sorted(self.resources.values(), key=lambda t: t["id"], reverse=newest_first)
+        shown = self.listed(list(self.resources))
+        templates = sorted((self.resources[i] for i in shown), key=lambda t: t["id"], reverse=newest_first)
         page = [self._overview(t) for t in templates[offset:offset + limit]]
         return Reply(200, {"count": len(templates), "templates": page})
 

@@ -29,6 +29,11 @@ TEMPLATE_SCHEMA: dict[str, Any] = {  # "Add template" and "Update template": the
     "properties": {"name": {"type": "string", "minLength": 1}, "html": {"type": "string"},
                    "folder_id": {"type": "string"}},
 }
+CONTENT_SCHEMA: dict[str, Any] = {  # "Set campaign content" (PUT /campaigns/{campaign_id}/content)
+    "type": "object", "additionalProperties": False,
+    "properties": {"archive": {"type": "object"}, "template": {"type": "object"}, "plain_text": {"type": "string"},
+                   "html": {"type": "string"}, "url": {"type": "string"}, "variate_contents": {"type": "array"}},
+}
 _LIST_PARAMS = {"fields", "exclude_fields", "count", "offset", "created_by", "since_date_created",
                 "before_date_created", "type", "category", "folder_id", "sort_field", "content_type", "sort_dir"}
 _ERRORS = "https://mailchimp.com/developer/marketing/docs/errors/"
@@ -45,10 +50,13 @@ class FakeMailchimp(FakeVendor):
     name = "mailchimp"
     create_route = ("POST", "/3.0/templates$")
     update_route = ("PATCH", "/3.0/templates/")
+    lookup_route = ("GET", "/3.0/templates$")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.resources: dict[str, dict[str, Any]] = {}
+        # campaign id -> {"status": "save" | "sent" | ..., "html": ..., "plain_text": ...}
+        self.campaigns: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(10001)
         super().__init__()
 
@@ -58,6 +66,7 @@ class FakeMailchimp(FakeVendor):
         self.route("GET", f"/3.0/templates/{_ID}", self._authorized(self._get))
         self.route("PATCH", f"/3.0/templates/{_ID}", self._authorized(self._update))
         self.route("DELETE", f"/3.0/templates/{_ID}", self._authorized(self._delete))
+        self.route("PUT", "/3.0/campaigns/(?P<campaign_id>[^/]+)/content", self._authorized(self._set_content))
 
     # -- the vendor's own answers ------------------------------------------------------------
 
@@ -117,6 +126,7 @@ class FakeMailchimp(FakeVendor):
             return rejected
         body = json.loads(request.body)
         template_id = self.add_template(body["name"], body["html"], body.get("folder_id"))
+        self.born(template_id)
         return Reply(200, self._view(template_id))
 
     def _update(self, request: RecordedRequest, template_id: str) -> Reply:
@@ -128,6 +138,21 @@ class FakeMailchimp(FakeVendor):
         body = json.loads(request.body)
         self.resources[template_id].update({k: body[k] for k in ("name", "html", "folder_id") if k in body})
         return Reply(200, self._view(template_id))
+
+    def _set_content(self, request: RecordedRequest, campaign_id: str) -> Reply:
+        problems = schema_problems("PUT /campaigns/{campaign_id}/content", CONTENT_SCHEMA, request, "application/json")
+        if problems:
+            self.spec_problems.extend(problems)
+            return problem(400, "Invalid Resource", problems[0])
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            return self.not_found()
+        if campaign["status"] != "save":
+            return problem(400, "Bad Request", "This campaign cannot be updated because it has already been sent.")
+        body = json.loads(request.body)
+        campaign["html"] = body.get("html")
+        campaign["plain_text"] = body.get("plain_text", "(generated from html)")
+        return Reply(200, {"html": campaign["html"], "plain_text": campaign["plain_text"]})
 
     def _get(self, request: RecordedRequest, template_id: str) -> Reply:
         return Reply(200, self._view(template_id)) if template_id in self.resources else self.not_found()
@@ -153,7 +178,8 @@ class FakeMailchimp(FakeVendor):
         if problems:
             self.spec_problems.extend(problems)
             return problem(400, "Invalid Resource", problems[0])
-        rows = [i for i, t in self.resources.items()
+        shown = set(self.listed(list(self.resources)))
+        rows = [i for i, t in self.resources.items() if i in shown
                 if query.get("type", t["type"]) == t["type"]
                 and query.get("folder_id", t["folder_id"]) == t["folder_id"]
                 and (since_at is None or datetime.fromisoformat(t["date_created"]) >= since_at)]

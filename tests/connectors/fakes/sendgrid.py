@@ -43,6 +43,7 @@ class SendGridFake(FakeVendor):
     name = "sendgrid"
     create_route = ("POST", r"/v3/templates$")
     update_route = ("PATCH", r"/v3/templates/[^/]+/versions/[^/]+$")
+    lookup_route = ("GET", r"/v3/templates$")  # where the connector looks for a lost create
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
@@ -105,6 +106,7 @@ class SendGridFake(FakeVendor):
                     "generation": body.get("generation", "legacy"), "updated_at": _now(), "versions": []}
         with self._store_lock:
             self.templates[template["id"]] = template
+        self.born(template["id"])
         return Reply(201, _shown(template))
 
     def _list(self, request: RecordedRequest) -> Reply:
@@ -113,8 +115,9 @@ class SendGridFake(FakeVendor):
             return _errors(400, "page_size must be a number between 1 and 200", "page_size")
         generations = set(request.query.get("generations", ["legacy"])[0].split(","))
         offset = int(request.query.get("page_token", ["0"])[0])
+        shown = set(self.listed(list(self.templates)))
         with self._store_lock:
-            matching = [t for t in self.templates.values() if t["generation"] in generations]
+            matching = [t for i, t in self.templates.items() if t["generation"] in generations and i in shown]
             page = [_shown(t, lean=True) for t in matching[offset:offset + int(size)]]
         metadata: dict[str, Any] = {"self": "https://api.sendgrid.com/v3/templates", "count": len(matching)}
         if offset + int(size) < len(matching):

@@ -67,7 +67,10 @@ def _token_problems(request: RecordedRequest) -> list[str]:
     found += [f"{where}: missing required field {f}" for f in ("grant_type", "client_id", "client_secret")
               if not body.get(f)]
     found += [f"{where}: unknown field {f}" for f in body if f not in TOKEN_FIELDS]
-    found += [f"{where}: {f} must be a string" for f, v in body.items() if not isinstance(v, str)]
+    # The token reference types account_id (the business unit's MID) as a number, the rest as strings.
+    found += [f"{where}: {f} must be a string" for f, v in body.items() if f != "account_id" and not isinstance(v, str)]
+    if "account_id" in body and (isinstance(body["account_id"], bool) or not isinstance(body["account_id"], int)):
+        found.append(f"{where}: account_id must be a number (the MID)")
     if body.get("grant_type") not in (None, "client_credentials"):
         found.append(f"{where}: grant_type must be client_credentials for server-to-server integrations")
     return found
@@ -111,6 +114,7 @@ class FakeSfmc(FakeVendor):
     name = "salesforce-marketing-cloud"
     create_route = ("POST", r"^/asset/v1/content/assets$")
     update_route = ("PATCH", r"^/asset/v1/content/assets/\d+$")
+    lookup_route = ("POST", r"^/asset/v1/content/assets/query$")  # where the connector looks for a lost create
 
     def __init__(self, client_id: str, client_secret: str, *, expires_in: int = 1079) -> None:
         self.client_id, self.client_secret, self.expires_in = client_id, client_secret, expires_in
@@ -218,6 +222,7 @@ class FakeSfmc(FakeVendor):
             return problem
         asset_id = str(next(self._ids))
         self._store(asset_id, body)
+        self.born(asset_id)
         return Reply(201, self._document(asset_id))
 
     def _get(self, request: RecordedRequest, asset_id: str) -> Reply:
@@ -229,12 +234,16 @@ class FakeSfmc(FakeVendor):
         body = json_body(request) or {}
         if problem := self._asset_problem(body, asset_id):
             return problem
-        self._store(asset_id, body)
+        # A PATCH changes the views it names and keeps the others (the conservative reading of
+        # SFMC's partial update): a view left out keeps the previous content.
+        kept = self._document(asset_id)["views"]
+        self._store(asset_id, {**body, "views": {**kept, **(body.get("views") or {})}})
         return Reply(200, self._document(asset_id))
 
     def _query(self, request: RecordedRequest) -> Reply:
         body = json_body(request) or {}
-        matched = [i for i in self.resources if self._matches(body.get("query") or {}, self._document(i))]
+        matched = [i for i in self.listed(list(self.resources))
+                   if self._matches(body.get("query") or {}, self._document(i))]
         matched.sort(key=int, reverse=True)
         size = (body.get("page") or {}).get("pageSize", 50)
         fields = body.get("fields")
