@@ -32,6 +32,9 @@ def write_csv(path: Path, rows: int) -> None:
 
 
 def child(mode: str, csv_path: str, concurrency: int) -> None:
+    from emailexport.runtime import use_embedded_prefect
+
+    use_embedded_prefect()
     import yaml
 
     from emailexport.bundle import import_bundle, load_bundle
@@ -58,11 +61,11 @@ def child(mode: str, csv_path: str, concurrency: int) -> None:
             store.update_export(record.id, **final_fields(record, renders, [], None))
         elapsed = time.perf_counter() - started
     else:
-        from flows.bulk_export import run_bulk
-        from flows.export_email import export_email
+        from emailexport.bulk_run import run_bulk
+        from emailexport.launch import run_export_flow
         from tests.helpers import create_export
 
-        export_email(create_export(store, 1, 1, ["en-US"]).id)  # start the server before timing
+        run_export_flow(create_export(store, 1, 1, ["en-US"]).id)  # start the server before timing
         started = time.perf_counter()
         summary = run_bulk(csv_path, concurrency=concurrency)
         elapsed = time.perf_counter() - started
@@ -85,8 +88,8 @@ def main() -> None:
     write_csv(csv_path, args.rows)
     results = {}
     for mode in ("loop", "bulk"):
+        # The embedded default as `emailexport bulk` runs it: Prefect's home in the data dir.
         env = {**os.environ, "EMAILEXPORT_DATA_DIR": str(work / mode), "PREFECT_LOGGING_LEVEL": "WARNING",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOCAL_STORAGE_PATH": str(work / mode / "r"),
                "PYTHONPATH": str(ROOT)}
         out = subprocess.run([sys.executable, __file__, "--concurrency", str(args.concurrency), "--child", mode,
                               str(csv_path)], env=env, capture_output=True, text=True, check=True)

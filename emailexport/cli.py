@@ -53,7 +53,7 @@ def workspace_import(file: Annotated[Path, typer.Argument(help="bundle file (.ya
 
 def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
     """Validate a Create Export body, store the record, run the flow here, return the final record."""
-    from flows.export_email import export_email  # Prefect loads on first use, not for `--help`
+    from emailexport.launch import run_export_flow  # Prefect loads on first use, not for `--help`
 
     store = open_store()
     checked = validate_export_request(store, workspace_id, body)
@@ -66,7 +66,7 @@ def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
     )
     console.print(f"Export {record.id} created: {request.export_type} of {checked.email.name!r}, "
                   f"{len(request.options.locales)} locale(s); running flow export-{record.id} ...")
-    export_email(record.id, return_state=True)
+    run_export_flow(record.id)  # a run that cannot start fails the record with the reason
     return store.require_export(record.id)
 
 
@@ -289,6 +289,9 @@ def main() -> None:
     """Console entry point: run the app, turning known errors into messages."""
     # The embedded Prefect server would otherwise try to send usage telemetry to the internet.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from emailexport.runtime import use_embedded_prefect
+
+    use_embedded_prefect()  # Prefect's home and cache in the data dir, not ~/.prefect (issue 14)
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(standalone_mode=False)
