@@ -45,6 +45,7 @@ def child(mode: str, csv_path: str, concurrency: int) -> None:
     if mode == "loop":
         from emailexport.bulk import read_rows
         from emailexport.validation import validate_export_request
+        from tasks.checks import check_locales
         from tasks.load import build_job
         from tasks.package import build_html_zip, output_keys
         from tasks.record import final_fields
@@ -57,6 +58,7 @@ def child(mode: str, csv_path: str, concurrency: int) -> None:
                                          options=checked.request.options)
             job = build_job(store, record)
             renders = {loc: render_locale.fn(loc, inp) for loc, inp in job.inputs.items()}
+            renders = check_locales.fn(renders, job.inputs)  # the flow's checks stage
             open_storage().write(output_keys(record)["zip"], build_html_zip(record, list(renders.values())))
             store.update_export(record.id, **final_fields(record, renders, [], None))
         elapsed = time.perf_counter() - started

@@ -80,6 +80,7 @@ def main() -> None:
     from emailexport.launch import run_export_flow as export_email  # what `emailexport export` runs
     from emailexport.models import Email, ExportOptions
     from emailexport.runtime import open_storage, open_store
+    from tasks.checks import check_locales
     from tasks.load import build_job
     from tasks.package import build_html_zip, output_keys
     from tasks.record import final_fields
@@ -97,6 +98,7 @@ def main() -> None:
     def plain_loop(record: Any) -> None:
         job = build_job(store, record)
         renders = {loc: render_locale.fn(loc, inp) for loc, inp in job.inputs.items()}
+        renders = check_locales.fn(renders, job.inputs)  # the flow's checks stage: work, not overhead
         storage = open_storage()
         storage.write(output_keys(record)["zip"], build_html_zip(record, list(renders.values())))
         store.update_export(record.id, **final_fields(record, renders, [], None))

@@ -141,8 +141,10 @@ def bulk(
     """Export every row of a CSV file (CONTRACT.md, CSV bulk mode); exit 1 when a row failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+    from emailexport.runtime import ensure_prefect_api
     from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
 
+    ensure_prefect_api()  # one embedded server for the whole bulk run, started under the home's lock
     counts = dict.fromkeys(("validated", "created", "completed", "failed", "skipped", "invalid"), 0)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as progress:
