@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -136,16 +137,29 @@ def ensure_prefect_api(settings: Settings | None = None) -> str:
     return server.api_url
 
 
+_no_heartbeats: dict[int, Any] = {}  # id(settings) -> (settings, the same without heartbeats)
+
+
 @contextmanager
 def embedded_flow_settings() -> Iterator[None]:
     """Settings for a flow run executed in this process against the ephemeral server: no run
     heartbeats. They exist so that a server notices a crashed run; an ephemeral server dies with
     the process that ran the flow, so nobody reads them, and a synchronous flow run waits up to
-    1 s at its end for the heartbeat thread (Prefect 3.9 `flow_engine._send_heartbeats`)."""
+    1 s at its end for the heartbeat thread (Prefect 3.9 `flow_engine._send_heartbeats`).
+    The changed settings are built once per process: building Prefect settings reads the
+    environment and its TOML files, which costs more than a small export's orchestration."""
     if not is_embedded():
         yield
         return
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    import prefect.context
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    context = prefect.context.get_settings_context()
+    key = id(context.settings)
+    pair = _no_heartbeats.get(key)
+    if pair is None or pair[0] is not context.settings:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+        changed = context.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+        pair = _no_heartbeats[key] = (context.settings, changed)
+    with prefect.context.SettingsContext(profile=context.profile, settings=pair[1]):
         yield

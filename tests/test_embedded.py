@@ -100,3 +100,19 @@ def test_a_run_that_cannot_start_fails_its_record_at_once_with_the_reason(mini) 
     assert failed.status == "failed" and failed.flow_run_id is None
     [reason] = failed.export_errors["base"] or []
     assert reason == "the export flow run could not start: RuntimeError: Failed to reach API at http://127.0.0.1:9/api/"
+
+
+def test_in_process_runs_on_the_ephemeral_server_send_no_heartbeats() -> None:
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from emailexport.runtime import embedded_flow_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the embedded default: no API URL
+        before = get_current_settings().flows.heartbeat_frequency
+        for _ in range(2):  # the second time from the settings built the first time
+            with embedded_flow_settings():
+                assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == before is not None
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}), embedded_flow_settings():
+        # a real server (serve, workers): the reconciler reads the heartbeats
+        assert get_current_settings().flows.heartbeat_frequency is not None
