@@ -5,8 +5,9 @@ others mapped as cached, retried task runs) -> checks -> write outputs -> record
 What a run writes to the Prefect API is kept to what a user reads (issue 14; each write is a round
 trip to the server and, on the embedded default, a SQLite write): the flow run and its states, one
 task run per stage that can fail transiently (load, image fetch/upload, each locale rendered, the
-outputs, the record), a progress artifact updated at most every `PROGRESS_EVERY_S` seconds, and
-two report artifacts (the summary and one table of every locale). Checks and the report run inline
+outputs, the record), a progress artifact only when rendering takes longer than `PROGRESS_EVERY_S`
+seconds (then updated at most that often), and two report artifacts (the summary and one table of
+every locale). Checks and the report run inline
 (`.fn`): they cannot fail transiently.
 """
 

@@ -56,7 +56,7 @@ def test_two_exports_started_at_once_on_a_fresh_data_dir_both_complete(tmp_path:
     imported = _cli(env, "workspace", "import", str(MINI))
     assert imported.wait(120) == 0, imported.stdout.read() if imported.stdout else ""
     first, second = _export(env), _export(env)  # both find no Prefect database yet
-    outputs = [p.communicate(timeout=420)[0] for p in (first, second)]
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]  # first starts migrate, under load
     assert [first.returncode, second.returncode] == [0, 0], outputs
     for out in outputs:
         assert '"status": "completed"' in out, out
