@@ -32,6 +32,9 @@ def write_csv(path: Path, rows: int) -> None:
 
 
 def child(mode: str, csv_path: str, concurrency: int) -> None:
+    from emailexport.runtime import use_embedded_prefect
+
+    use_embedded_prefect()
     import yaml
 
     from emailexport.bundle import import_bundle, load_bundle
@@ -42,6 +45,7 @@ def child(mode: str, csv_path: str, concurrency: int) -> None:
     if mode == "loop":
         from emailexport.bulk import read_rows
         from emailexport.validation import validate_export_request
+        from tasks.checks import check_locales
         from tasks.load import build_job
         from tasks.package import build_html_zip, output_keys
         from tasks.record import final_fields
@@ -54,15 +58,16 @@ def child(mode: str, csv_path: str, concurrency: int) -> None:
                                          options=checked.request.options)
             job = build_job(store, record)
             renders = {loc: render_locale.fn(loc, inp) for loc, inp in job.inputs.items()}
+            renders = check_locales.fn(renders, job.inputs)  # the flow's checks stage
             open_storage().write(output_keys(record)["zip"], build_html_zip(record, list(renders.values())))
             store.update_export(record.id, **final_fields(record, renders, [], None))
         elapsed = time.perf_counter() - started
     else:
-        from flows.bulk_export import run_bulk
-        from flows.export_email import export_email
+        from emailexport.bulk_run import run_bulk
+        from emailexport.launch import run_export_flow
         from tests.helpers import create_export
 
-        export_email(create_export(store, 1, 1, ["en-US"]).id)  # start the server before timing
+        run_export_flow(create_export(store, 1, 1, ["en-US"]).id)  # start the server before timing
         started = time.perf_counter()
         summary = run_bulk(csv_path, concurrency=concurrency)
         elapsed = time.perf_counter() - started
@@ -85,8 +90,8 @@ def main() -> None:
     write_csv(csv_path, args.rows)
     results = {}
     for mode in ("loop", "bulk"):
+        # The embedded default as `emailexport bulk` runs it: Prefect's home in the data dir.
         env = {**os.environ, "EMAILEXPORT_DATA_DIR": str(work / mode), "PREFECT_LOGGING_LEVEL": "WARNING",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOCAL_STORAGE_PATH": str(work / mode / "r"),
                "PYTHONPATH": str(ROOT)}
         out = subprocess.run([sys.executable, __file__, "--concurrency", str(args.concurrency), "--child", mode,
                               str(csv_path)], env=env, capture_output=True, text=True, check=True)

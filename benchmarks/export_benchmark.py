@@ -71,13 +71,16 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="emailexport-bench-"))
     os.environ["EMAILEXPORT_DATA_DIR"] = str(workdir / "data")
-    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(workdir / "prefect-results"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from emailexport.runtime import use_embedded_prefect
+
+    use_embedded_prefect()  # as the CLI does: Prefect's home and the render cache in the data dir
 
     from emailexport.bundle import import_bundle, load_bundle
+    from emailexport.launch import run_export_flow as export_email  # what `emailexport export` runs
     from emailexport.models import Email, ExportOptions
     from emailexport.runtime import open_storage, open_store
-    from flows.export_email import export_email
+    from tasks.checks import check_locales
     from tasks.load import build_job
     from tasks.package import build_html_zip, output_keys
     from tasks.record import final_fields
@@ -95,6 +98,7 @@ def main() -> None:
     def plain_loop(record: Any) -> None:
         job = build_job(store, record)
         renders = {loc: render_locale.fn(loc, inp) for loc, inp in job.inputs.items()}
+        renders = check_locales.fn(renders, job.inputs)  # the flow's checks stage: work, not overhead
         storage = open_storage()
         storage.write(output_keys(record)["zip"], build_html_zip(record, list(renders.values())))
         store.update_export(record.id, **final_fields(record, renders, [], None))

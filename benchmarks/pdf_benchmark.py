@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/pdf_benchmark.py [--locales 20] [--repeat 3] [--workers N]
 
 The example email is widened to `--locales` locales (values reused, as export_benchmark.py does)
-and rendered to final HTML once. Then `tasks.pdf.render_pdfs` turns all of them into PDFs, with
+and rendered to final HTML once. Then `tasks.html_to_pdf.render_pdfs` turns all of them into PDFs, with
 `workers=1` (serial, in-process) and with `workers=N` (default: the CPU count; spawned processes).
 Each run happens in a fresh child process, so peak memory is that run's own: the child samples the
 resident memory of itself plus its pool workers every 20 ms (/proc) and reports the highest sum.
@@ -81,7 +81,7 @@ def child(html_file: Path, workers: int) -> None:
     """One measured run: print {"wall_s", "peak_mb", "pdfs", "failed"} as JSON."""
     import weasyprint  # noqa: F401  (both modes start with WeasyPrint loaded in this process)
 
-    from tasks.pdf import render_pdfs
+    from tasks.html_to_pdf import render_pdfs
 
     items = [tuple(item) for item in json.loads(html_file.read_text(encoding="utf-8"))]
     with PeakMemory() as memory:

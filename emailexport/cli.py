@@ -177,7 +177,7 @@ def workspace_import(file: Annotated[Path, typer.Argument(metavar="FILE",
 
 def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
     """Validate a Create Export body, store the record, run the flow here, return the final record."""
-    from flows.export_email import export_email  # Prefect loads on first use, not for `--help`
+    from emailexport.launch import run_export_flow  # Prefect loads on first use, not for `--help`
 
     store = open_store()
     if store.workspace(workspace_id) is None:
@@ -194,7 +194,7 @@ def run_export(workspace_id: int, body: dict[str, Any]) -> ExportRecord:
     err.print(f"Export {record.id} created: {request.export_type} of {escape(repr(checked.email.name))}, "
               f"{len(request.options.locales)} locale(s); running flow export-{record.id}")
     with _locale_progress(record.id, len(request.options.locales)):
-        export_email(record.id, return_state=True)
+        run_export_flow(record.id)  # a run that cannot start fails the record with the reason
     return store.require_export(record.id)
 
 
@@ -329,8 +329,10 @@ def bulk(
     """Export every row of a CSV file (docs/contract.md, CSV bulk mode); exit 1 when a row failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+    from emailexport.runtime import ensure_prefect_api
     from flows.bulk_export import BulkSummary, bulk_export, set_progress_listener
 
+    ensure_prefect_api()  # one embedded server for the whole bulk run, started under the home's lock
     counts = dict.fromkeys(("validated", "created", "completed", "failed", "skipped", "invalid"), 0)
     columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     # Its own console without markup, so Prefect's log lines can pass through it (see _locale_progress).
@@ -558,8 +560,11 @@ def main() -> None:
     """Console entry point (`EmailExportGroup.main` does the error handling and exits)."""
     # The embedded Prefect server would otherwise try to send usage telemetry to the internet.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Prefect waits 20 s for its ephemeral server; a busy laptop or CI runner can take longer.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    from emailexport.runtime import use_embedded_prefect
+
+    # Prefect's home and cache in the data dir, not ~/.prefect, and a startup timeout fit for a
+    # busy machine (EMAILEXPORT_PREFECT_STARTUP_TIMEOUT_SECONDS; issue 14).
+    use_embedded_prefect()
     app(prog_name="emailexport")
 
 

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     cache_expiration_days: int = Field(default=30, ge=1)
     runner_limit: int = Field(default=8, ge=1, le=256, description="flow runs `deployments.serve` runs at once")
     bulk_concurrency: int = Field(default=4, ge=1, le=64, description="exports a local bulk run runs at once")
+    # The embedded default (issue 14): Prefect's home, result storage and server start-up.
+    prefect_home: Path | None = Field(
+        default=None, description="PREFECT_HOME of the embedded default; default: data_dir/prefect (never ~/.prefect)"
+    )
+    prefect_startup_timeout_seconds: int = Field(
+        default=180, ge=10, le=3600,
+        description="how long to wait for the embedded Prefect server (its first start migrates its database)",
+    )
     bulk_csv_url: str | None = Field(default=None, description="the CSV the scheduled bulk-export reads")
     bulk_wait_seconds: float = Field(default=6 * 3600, ge=0, description="how long a bulk run waits for exports")
     # The API and the reconciler (issue 5). The staleness rule is documented in docs/api.md, "Monitoring".
@@ -49,6 +57,10 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'emailexport.db').resolve()}"
+
+    def resolved_prefect_home(self) -> Path:
+        """The embedded default's Prefect home: its server database and the render cache live here."""
+        return (self.prefect_home or self.data_dir / "prefect").resolve()
 
     def resolved_storage_url(self) -> str:
         """The configured storage URL, or a local folder in the data dir."""

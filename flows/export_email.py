@@ -1,10 +1,19 @@
 """`export-email`: one export, from its record to its outputs. Reads top to bottom like the pipeline:
-load -> place images (fetch, upload; mapped) -> render every locale (mapped, cached) -> write outputs
--> record -> report.
+load -> place images (fetch, upload; mapped) -> render every locale (cache hits read directly, the
+others mapped as cached, retried task runs) -> checks -> write outputs -> record -> report.
+
+What a run writes to the Prefect API is kept to what a user reads (issue 14; each write is a round
+trip to the server and, on the embedded default, a SQLite write): the flow run and its states, one
+task run per stage that can fail transiently (load, image fetch/upload, each locale rendered, the
+outputs, the record), a progress artifact only when rendering takes longer than `PROGRESS_EVERY_S`
+seconds (then updated at most that often), and two report artifacts (the summary and one table of
+every locale). Checks and the report run inline
+(`.fn`): they cannot fail transiently.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
@@ -24,14 +33,16 @@ from tasks.checks import check_locales
 from tasks.images import apply_image_errors, place_images, with_image_urls
 from tasks.load import load_export
 from tasks.package import Outputs, slug, write_outputs
-from tasks.pdfs import render_pdf_files
+from tasks.pdf_files import render_pdf_files
 from tasks.previews import build_previews, image_resources
 from tasks.push import PushOutcome, push_locales
 from tasks.record import record_result
-from tasks.render import render_locale
+from tasks.render import cached_renders, render_locale
 from tasks.report import publish_report
 
-__all__ = ["export_email", "mark_record_failed", "run_name", "set_locale_listener"]
+__all__ = ["PROGRESS_EVERY_S", "export_email", "mark_record_failed", "run_name", "set_locale_listener"]
+
+PROGRESS_EVERY_S = 2.0  # the progress artifact is updated at most this often (and once at the end)
 
 LocaleListener = Callable[[str | None, int, int], None]  # (locale just rendered or None at start, done, total)
 _locale_listener: LocaleListener | None = None
@@ -64,21 +75,47 @@ def run_name() -> str:
     return f"export-{export_id}-{slug(record.email.name)}"
 
 
-def _collect(export_id: int, locales: list[str], futures: Any) -> tuple[dict[str, LocaleRender], list[str]]:
-    """Wait for every locale, updating a progress artifact as they finish; a task that raised
-    becomes that locale's error, the others are kept."""
+class _Progress:
+    """The export's progress artifact, for renders that take a while: created at the first update
+    `PROGRESS_EVERY_S` seconds after the renders started, then updated at most that often and once
+    when every locale is done. An export rendered sooner has none: it would only ever show 100 %,
+    at the price of two API writes."""
+
+    def __init__(self, export_id: int, total: int) -> None:
+        self.export_id, self.total = export_id, total
+        self.last = time.monotonic()
+        self.id: UUID | None = None
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY_S and (done < self.total or self.id is None):
+            return
+        if self.id is None:
+            self.id = cast(UUID, create_progress_artifact(
+                progress=100.0 * done / self.total, key=f"export-{self.export_id}-progress",
+                description=f"Export {self.export_id}: locales rendered"))
+        else:
+            update_progress_artifact(self.id, progress=100.0 * done / self.total)
+        self.last = now
+
+
+def _collect(export_id: int, locales: list[str], futures: Any,
+             already: int = 0) -> tuple[dict[str, LocaleRender], list[str]]:
+    """Wait for every locale's task run, updating the progress artifact as they finish; a task that
+    raised becomes that locale's error, the others are kept. Also: the locales Prefect served from
+    the cache (another export cached them meanwhile). `already`: locales done before (cache hits
+    read directly), for the in-process listener's count."""
     renders: dict[str, LocaleRender] = {}
     cached: list[str] = []
+    if not locales:
+        return renders, cached
     by_future = {id(f): loc for loc, f in zip(locales, futures, strict=True)}
-    progress = cast(UUID, create_progress_artifact(progress=0.0, key=f"export-{export_id}-progress",
-                                                   description=f"Export {export_id}: locales rendered"))
-    if _locale_listener is not None:
-        _locale_listener(None, 0, len(locales))
+    progress = _Progress(export_id, len(locales))
     for done, future in enumerate(as_completed(list(futures)), start=1):
         locale = by_future[id(future)]
-        update_progress_artifact(progress, progress=100.0 * done / len(locales))
+        progress.update(done)
         if _locale_listener is not None:
-            _locale_listener(locale, done, len(locales))
+            _locale_listener(locale, already + done, already + len(locales))
         future.wait()  # as_completed can yield before the final state is readable
         state = future.state
         if state.is_completed():
@@ -125,8 +162,16 @@ def export_email(export_id: int) -> State:
     # Images before rendering: their new URLs are rewritten inside the transform stage.
     placed = place_images(job)
     inputs = with_image_urls(job.inputs, placed)
-    futures = render_locale.map(locale=locales, inp=[inputs[loc] for loc in locales])
-    renders, cached = _collect(export_id, locales, futures)
+    # A cache hit is read here, without a task run; only the misses are mapped (still cached by
+    # key, so two exports rendering the same locale at once agree, and retried).
+    hits = cached_renders(inputs)
+    misses = [loc for loc in locales if loc not in hits]
+    if _locale_listener is not None:
+        _locale_listener(None, len(hits), len(locales))
+    futures = render_locale.map(locale=misses, inp=[inputs[loc] for loc in misses]) if misses else []
+    fresh, also_cached = _collect(export_id, misses, futures, already=len(hits))
+    renders = {loc: hits[loc] if loc in hits else fresh[loc] for loc in locales}
+    cached = [loc for loc in locales if loc in hits or loc in also_cached]
     renders = apply_image_errors(renders, placed)
     # Checks and the report run inline (`.fn`): they cannot fail transiently, and a task run costs
     # several Prefect API writes per export, which is what limits bulk throughput.

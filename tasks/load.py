@@ -95,12 +95,15 @@ def build_job(store: Store, record: ExportRecord) -> ExportJob:
         templates += [str(v) for o in brand.component_overrides for v in o.field_defaults.values()]
     templates += [str(f.default_value) for c in design_system.components for f in c.fields if f.default_value]
     inputs: dict[str, LocaleRenderInput] = {}
+    known_conditionals: dict[int, Conditional | None] = {}
     for locale in record.options.locales:
         content = slice_content(email.content, locale, email.default_locale)
         keys, image_ids, conditional_ids, strings = _referenced(content)
         conditionals = {}
         for cid in sorted(conditional_ids):
-            found = store.get(ws, Conditional, cid)
+            if cid not in known_conditionals:  # read once per export, not once per locale
+                known_conditionals[cid] = store.get(ws, Conditional, cid)
+            found = known_conditionals[cid]
             if found is not None:  # a dangling id is reported by the renderer, under the locale
                 conditionals[cid] = found
         rule_fields = {b.rule.field for c in conditionals.values() for b in c.branches if b.rule}

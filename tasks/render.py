@@ -3,17 +3,25 @@
 Cached on what determines the output (the locale's sliced content, design system, brand profile,
 dynamic content profile, options, locale, and the rendering code itself), never on the export id,
 so an unchanged locale is not rendered twice, across exports too.
+
+A cache hit costs no task run: `cached_renders` reads the cached results before the flow maps
+`render_locale` over the locales, and only the misses become task runs (a task run costs several
+Prefect API writes, which is what a cache hit used to cost nearly as much as a render for). The
+key and the storage are the task's own, so a render cached by a task run is found by the lookup
+and the other way round. Results are stored compressed (`compressed/pickle`: about a fifth of the
+size of the HTML; the HTML is most of a `LocaleRender`), in the Prefect home under the data dir.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import task
+from prefect.results import ResultStore, get_result_store
 
 from emailexport.images.collect import collect_image_urls
 from emailexport.locales import direction_of
@@ -25,7 +33,7 @@ from emailexport.transforms.markers import restore_markers
 from emailexport.transforms.tracking import add_link_tracking
 from tasks.retry import retry_unless_terminal
 
-__all__ = ["code_fingerprint", "render_cache_key", "render_locale"]
+__all__ = ["cached_renders", "code_fingerprint", "render_cache_key", "render_locale"]
 
 _CODE_DIRS = ("render", "transforms", "dialects")
 
@@ -63,6 +71,8 @@ def _link_tracking(inp: LocaleRenderInput, skip: set[str], per_url: dict[str, di
     cache_key_fn=render_cache_key,
     cache_expiration=timedelta(days=30),
     persist_result=True,
+    result_serializer="compressed/pickle",
+    cache_result_in_memory=False,  # a bulk run would otherwise keep every render of the process
     retries=2,
     retry_delay_seconds=1,
     retry_condition_fn=retry_unless_terminal,
@@ -94,6 +104,29 @@ def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
         "warnings": [*result.warnings, *transformed.warnings],
         "image_ids": sorted(doc.image_ids | _library_images_in(transformed.html, inp)),
     })
+
+
+def cached_renders(inputs: dict[str, LocaleRenderInput]) -> dict[str, LocaleRender]:
+    """The locales of `inputs` whose render is in the cache (unexpired, same code), read without a
+    task run. A missing, expired or unreadable entry is simply a miss: the task renders it."""
+    if not get_settings().render_cache or not inputs:
+        return {}
+    store = cast(ResultStore, get_result_store().update_for_task(render_locale))  # sync in a sync flow
+    now = datetime.now(UTC)
+    found: dict[str, LocaleRender] = {}
+    for locale, inp in inputs.items():
+        key = render_cache_key(None, {"inp": inp})
+        if key is None:
+            continue
+        try:
+            record = store.read(key)
+        except Exception:  # not there (FileNotFoundError, ValueError from the storage block), or unreadable
+            continue
+        expiration = record.metadata.expiration
+        value = record.result
+        if (expiration is None or expiration > now) and isinstance(value, LocaleRender) and value.locale == locale:
+            found[locale] = value
+    return found
 
 
 def _library_images_in(html: str, inp: LocaleRenderInput) -> set[str]:

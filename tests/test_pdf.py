@@ -1,4 +1,4 @@
-"""PDF exports (tasks/pdf.py): every locale's script drawn as glyphs, and nothing read it should not.
+"""PDF exports (tasks/html_to_pdf.py): every locale's script drawn as glyphs, and nothing read it should not.
 
 Text extraction alone does not prove a script rendered: a character drawn as a "tofu" box still
 extracts as text through the PDF's ToUnicode map. So each expected sentence is checked three ways:
@@ -34,8 +34,8 @@ from emailexport.bundle import import_bundle, load_bundle
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
 from emailexport.settings import Settings
+from tasks.html_to_pdf import PdfRenderError, render_pdf, render_pdfs
 from tasks.package import build_pdf_zip
-from tasks.pdf import PdfRenderError, render_pdf, render_pdfs
 from tasks.render import render_locale
 from tests.conftest import EXAMPLE
 from tests.helpers import create_export, render_inputs
@@ -282,7 +282,7 @@ def test_example_locale_pdf_shows_its_headlines_in_its_script(locale, example, p
         assert_drawn(pdf, headline, locale)
     assert_page_not_blank(pdf, tmp_path)
     reader = PdfReader(io.BytesIO(pdf))
-    assert reader.pages[0].mediabox.width == 525  # 700 px at 0.75 pt/px: see tasks/pdf.py PAGE_CSS
+    assert reader.pages[0].mediabox.width == 525  # 700 px at 0.75 pt/px: see tasks/html_to_pdf.py PAGE_CSS
 
 
 @pytest.mark.parametrize("locale", sorted(SENTENCES))

@@ -1,6 +1,6 @@
 """Stage 4 for pdf exports: the rendered locales' final HTML -> one PDF each.
 
-Separate from `tasks/pdf.py` because WeasyPrint's worker processes import that module and must
+Separate from `tasks/html_to_pdf.py` because WeasyPrint's worker processes import that module and must
 not pay for loading Prefect. Remote images go through the same SSRF-safe fetcher as the image
 stage (`fetch_for_pdf`, module-level so the worker processes can unpickle it); include_in_zip
 images are handed over as bytes.
@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from emailexport.images.fetch import ImageFetcher
 from emailexport.images.settings import ImageSettings
 from emailexport.render.result import LocaleRender
-from tasks.pdf import render_pdfs
+from tasks.html_to_pdf import render_pdfs
 
 __all__ = ["fetch_for_pdf", "render_pdf_files"]
 
