@@ -18,7 +18,13 @@ from emailexport.locales import direction_of, language_of
 from emailexport.models import NULL_BRANCH, Component, Conditional, Instance, LocalizedText
 from emailexport.render.conditionals import branches_to_render, conditional_syntax
 from emailexport.render.inputs import LocaleRenderInput
-from emailexport.render.sandbox import compile_template
+from emailexport.render.sandbox import (
+    RenderLimitExceeded,
+    RenderLimits,
+    budget,
+    compile_template,
+    render_bounded_template,
+)
 from emailexport.render.tokens import TagResolver, TokenTable
 from emailexport.render.values import convert_value, resolve_value
 
@@ -55,6 +61,7 @@ class _LocaleRenderer:
     def __init__(self, inp: LocaleRenderInput) -> None:
         self.inp = inp
         self.out = RenderedDocument()
+        self.over_limit = False
         self.table = TokenTable(self.out.tokens)
         self.tags = TagResolver(inp.tags, inp.profile, self.table)
         brand = inp.brand_profile
@@ -105,8 +112,19 @@ class _LocaleRenderer:
     # -- templates ----------------------------------------------------------------------
 
     def run_template(self, component: Component, where: str, context: dict[str, Any]) -> str:
+        if self.over_limit:  # the locale has failed: spend no more of its budget
+            return ""
         try:
-            return compile_template(component.template).render(context)
+            return render_bounded_template(compile_template(component.template), context)
+        except RenderLimitExceeded as exc:
+            self.out.errors.append(f"{where}: render limit exceeded in component '{component.name}': {exc}")
+            self.over_limit = True
+        except MemoryError:
+            self.out.errors.append(f"{where}: render limit exceeded in component '{component.name}': out of memory")
+            self.over_limit = True
+        except RecursionError:
+            self.out.errors.append(
+                f"{where}: render limit exceeded in component '{component.name}': recursion too deep")
         except TemplateSyntaxError as exc:
             self.out.errors.append(f"{where}: template syntax error in component '{component.name}' "
                                    f"line {exc.lineno}: {exc.message}")
@@ -211,7 +229,8 @@ class _LocaleRenderer:
         self.out.subject = self.text("subject", self.inp.content.subject)
         self.out.preheader = self.text("preheader", self.inp.content.preheader)
         self.out.html = self.document("html")
-        self.out.plaintext_html = self.document("plaintext")
+        # A render that hit a limit has failed: do not spend the budget a second time.
+        self.out.plaintext_html = "" if self.over_limit else self.document("plaintext")
         self.out.tag_ids = set(self.tags.used)
         for key in sorted(self.tags.unknown):
             self.out.errors.append(f"unknown personalization tag [[tag:{key}]]")
@@ -221,6 +240,11 @@ class _LocaleRenderer:
         return self.out
 
 
-def render_document(inp: LocaleRenderInput) -> RenderedDocument:
-    """Render `inp.locale`: HTML and plaintext-flavoured HTML with markers, warnings, errors, ids."""
-    return _LocaleRenderer(inp).render()
+def render_document(inp: LocaleRenderInput, limits: RenderLimits | None = None) -> RenderedDocument:
+    """Render `inp.locale`: HTML and plaintext-flavoured HTML with markers, warnings, errors, ids.
+
+    In-process, under the sandbox's budget (`limits`: output, loops, arithmetic). The time and memory
+    limits need the render worker: `emailexport.render.isolated.render_isolated`.
+    """
+    with budget(limits or RenderLimits()):
+        return _LocaleRenderer(inp).render()
