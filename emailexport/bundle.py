@@ -22,6 +22,7 @@ from emailexport.render.isolated import check_template, limits_from_settings
 from emailexport.render.tokens import TAG_RE
 from emailexport.settings import get_settings
 from emailexport.store import DOCUMENT_KINDS, Store, document_id
+from emailexport.url_policy import url_problem
 
 __all__ = ["ImportSummary", "check_bundle", "import_bundle", "load_bundle", "read_bundle_file"]
 
@@ -98,6 +99,11 @@ def _problems(b: WorkspaceBundle) -> Iterator[tuple[str, str]]:
     limits = limits_from_settings(settings)
     for d, system in enumerate(b.design_systems):
         for c, component in enumerate(system.components):
+            for i, f in enumerate(component.fields):
+                problem = url_problem(f.default_value, _fallbacks(b)) if f.type == "url" and isinstance(
+                    f.default_value, str) else None
+                if problem:
+                    yield f"design_systems[{d}].components[{c}].fields[{i}].default_value", problem
             for message in check_template(component, system.design_tokens, limits, settings.render_workers):
                 yield f"design_systems[{d}].components[{c}].template", message
     for c, connector in enumerate(b.connectors):
@@ -189,6 +195,15 @@ def _instance_problems(b: WorkspaceBundle, at: str, inst: Instance, email: Email
                     yield where, f"image {raw['image_id']} is not in the bundle's images"
                 if field.type in ("text", "rich_text", "url") and isinstance(raw, str):
                     yield from _tags(b, where, raw)
+                if field.type == "url" and isinstance(raw, str):
+                    problem = url_problem(raw, _fallbacks(b))
+                    if problem:
+                        yield where, problem
+
+
+def _fallbacks(b: WorkspaceBundle) -> Any:
+    by_key = {t.key: t.fallback for t in b.personalization_tags}
+    return by_key.get
 
 
 def _branch_keys(at: str, by_branch: dict[str, Any], cond: Any) -> Iterator[tuple[str, str]]:

@@ -148,3 +148,71 @@ def test_check_template_accepts_the_usual_template():
     component = Component(name="p", fields=[{"variable": "body", "type": "text"}],
                           template="<p style='color:{{ design_tokens.brand }}'>{{ body }}</p>")
     assert check_template(component, {"brand": "#000"}, RenderLimits()) == []
+
+
+# -- item 5: URL schemes -------------------------------------------------------------------------
+
+HOSTILE_URLS = [
+    "javascript:alert(1)", "java\tscript:alert(4)", " JaVaScRiPt:alert(1)", "java\nscript:alert(1)",
+    "\x01javascript:alert(1)", "java\u200bscript:alert(1)", "vbscript:msgbox(1)", "VBScript:msgbox(1)",
+    "data:text/html,<script>alert(1)</script>", "DATA:text/html;base64,PHNjcmlwdD4=", "file:///etc/passwd",
+    "[[tag:first_name]]/x", "example.com",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_an_unsafe_url_value_is_refused_at_render(mini, url):
+    from emailexport.models import FieldValue
+
+    inp = render_inputs(mini, 3, 1, ["en-US"])["en-US"]
+    instances = list(inp.content.instances)
+    paragraph = instances[1]
+    values = {b: {loc: {**v, "link": FieldValue(value=url)} for loc, v in by.items()}
+              for b, by in paragraph.field_values.items()}
+    instances[1] = paragraph.model_copy(update={"field_values": values})
+    inp = inp.model_copy(update={"content": inp.content.model_copy(update={"instances": instances})})
+    doc = render_document(inp)
+    reasons = ("not allowed", "needs", "tag alone")
+    assert any(".link:" in e and any(r in e for r in reasons) for e in doc.errors), doc.errors
+    assert "alert" not in doc.html and "msgbox" not in doc.html
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_an_unsafe_url_value_is_refused_at_import(mini_data, url):
+    paragraph = mini_data["emails"][0]["content"]["instances"][1]
+    branch = next(iter(paragraph["field_values"]))
+    paragraph["field_values"][branch]["en-US"]["link"] = {"value": url}
+    with pytest.raises(ValidationFailed) as caught:
+        load_bundle(mini_data)
+    assert any(path.endswith(".link") for path in caught.value.errors), caught.value.errors
+
+
+@pytest.mark.parametrize("url", ["https://example.com/a", "HTTP://EXAMPLE.COM", "mailto:a@example.com",
+                                 "tel:+4930123", "[[tag:first_name]]", " https://example.com/?n=[[tag:first_name]] ",
+                                 "#top"])
+def test_allowed_urls_pass(url):
+    from emailexport.url_policy import url_problem
+
+    assert url_problem(url, {"first_name": "https://example.com"}.get) is None
+
+
+def test_a_tag_only_url_needs_a_safe_fallback(mini_data):
+    from emailexport.url_policy import url_problem
+
+    assert "fallback of [[tag:x]]" in url_problem("[[tag:x]]", {"x": "javascript:alert(1)"}.get)
+    mini_data["personalization_tags"][0]["fallback"] = "javascript:alert(1)"
+    paragraph = mini_data["emails"][0]["content"]["instances"][1]
+    branch = next(iter(paragraph["field_values"]))
+    paragraph["field_values"][branch]["en-US"]["link"] = {"value": "[[tag:first_name]]"}
+    with pytest.raises(ValidationFailed) as caught:
+        load_bundle(mini_data)
+    assert any("fallback of [[tag:first_name]]" in m for ms in caught.value.errors.values() for m in ms)
+
+
+@pytest.mark.parametrize("href", ["java\tscript:alert(4)", "vbscript:msgbox(1)", "data:text/html,x", "JAVASCRIPT:x"])
+def test_the_link_checks_report_unsafe_schemes(href):
+    from emailexport.checks import CheckSettings, run_checks
+
+    html = f'<!DOCTYPE html><html lang="en"><body><a href="{href}">Buy</a></body></html>'
+    findings = run_checks(html, "Subject", "Preheader", settings=CheckSettings())
+    assert [f for f in findings if f.code == "link_unsafe_scheme"], findings

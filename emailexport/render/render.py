@@ -27,6 +27,7 @@ from emailexport.render.sandbox import (
 )
 from emailexport.render.tokens import TagResolver, TokenTable
 from emailexport.render.values import convert_value, resolve_value
+from emailexport.url_policy import url_problem
 
 __all__ = ["RenderedDocument", "render_document"]
 
@@ -91,6 +92,10 @@ class _LocaleRenderer:
             if resolved.value is None and f.required:
                 self.out.errors.append(f"{label}: required field has no value")
             try:
+                if f.type == "url" and isinstance(resolved.value, str):
+                    problem = url_problem(resolved.value, self.tag_fallback)
+                    if problem:
+                        raise ValueError(problem)
                 value = convert_value(f, resolved.value, self.inp.images, self.tags.replace)
             except ValueError as exc:
                 self.out.errors.append(f"{label}: {exc}")
@@ -104,6 +109,10 @@ class _LocaleRenderer:
                     self.out.url_parameters[value] = resolved.link_tracking_parameters
             values[f.variable] = value
         return values
+
+    def tag_fallback(self, key: str) -> str | None:
+        tag = self.inp.tags.get(key)
+        return tag.fallback if tag is not None else None
 
     def warn(self, message: str) -> None:
         if message not in self.out.warnings:
