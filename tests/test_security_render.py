@@ -216,3 +216,98 @@ def test_the_link_checks_report_unsafe_schemes(href):
     html = f'<!DOCTYPE html><html lang="en"><body><a href="{href}">Buy</a></body></html>'
     findings = run_checks(html, "Subject", "Preheader", settings=CheckSettings())
     assert [f for f in findings if f.code == "link_unsafe_scheme"], findings
+
+
+# -- item 7: text values and fallbacks are text ----------------------------------------------------
+
+
+def _with_value(mini, profile, variable, value, *, fallback=None, instance=1):
+    from emailexport.models import FieldValue
+
+    inp = render_inputs(mini, 3, 1, ["en-US"], profile=profile)["en-US"]
+    instances = list(inp.content.instances)
+    target = instances[instance]
+    values = {b: {loc: {**v, variable: FieldValue(value=value)} for loc, v in by.items()}
+              for b, by in target.field_values.items()}
+    instances[instance] = target.model_copy(update={"field_values": values})
+    update = {"content": inp.content.model_copy(update={"instances": instances})}
+    if fallback is not None:
+        update["tags"] = {k: t.model_copy(update={"fallback": fallback}) for k, t in inp.tags.items()}
+    return inp.model_copy(update=update)
+
+
+def _final(inp):
+    from emailexport.transforms.markers import restore_markers
+
+    doc = render_document(inp)
+    return doc, restore_markers(doc.html, doc.tokens)
+
+
+@pytest.mark.parametrize(
+    ("profile", "value", "expected", "live"),
+    [
+        ("p-braze", "Total {{ 7*7 }}", "Total {% raw %}{{{% endraw %} 7*7 }}", "Total {{ 7*7 }}"),
+        ("p-braze", "{% connected_content https://evil.example %}",
+         "{% raw %}{%{% endraw %} connected_content https://evil.example %}", "{% connected_content"),
+        ("p-sendgrid", "Total {{ 7*7 }}", "Total \\{{ 7*7 }}", "Total {{ 7*7 }}"),
+    ],
+)
+def test_esp_syntax_in_a_text_value_is_escaped_for_the_dialect(mini, profile, value, expected, live):
+    doc, html = _final(_with_value(mini, profile, "body", value))
+    assert doc.errors == []
+    assert expected in html
+    assert live not in html.replace(expected, "")
+
+
+def test_the_subject_is_text_too(mini):
+    inp = render_inputs(mini, 3, 1, ["en-US"], profile="p-braze")["en-US"]
+    subject = inp.content.subject.model_copy(update={"branch_content": {"null_branch": {"en-US": "Hi {{ 7*7 }}"}}})
+    inp = inp.model_copy(update={"content": inp.content.model_copy(update={"subject": subject})})
+    doc = render_document(inp)
+    from emailexport.transforms.markers import restore_markers
+
+    assert restore_markers(doc.subject, doc.tokens) == "Hi {% raw %}{{{% endraw %} 7*7 }}"
+
+
+def test_a_merge_tag_in_text_for_mailchimp_fails_the_locale(mini):
+    doc, _ = _final(_with_value(mini, "p-mailchimp", "body", "Hello *|FNAME|*"))
+    assert any("mailchimp" in e and "'*|'" in e for e in doc.errors), doc.errors
+
+
+def test_code_fields_are_not_escaped(mini):
+    doc, html = _final(_with_value(mini, "p-braze", "html", "<b>{{ first_name }}</b>", instance=2))
+    assert doc.errors == [] and "<b>{{ first_name }}</b>" in html
+
+
+@pytest.mark.parametrize("profile", ["p-braze", "p-sendgrid", "p-mailchimp", None])
+def test_a_hostile_fallback_is_html_escaped_where_it_lands(mini, profile):
+    attack = '"><script>alert(1)</script>'
+    doc, html = _final(_with_value(mini, profile, "body", "Hi [[tag:first_name]]", fallback=attack))
+    assert "<script>" not in html, html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    if profile is not None:
+        assert doc.errors == [] or all("both" in e for e in doc.errors)
+
+
+def test_a_hostile_fallback_in_rich_text_without_a_syntax_is_escaped(mini):
+    from emailexport.models import Component, ComponentField
+
+    inp = _with_value(mini, None, "body", "x", fallback='<img src=x onerror="alert(1)">')
+    system = inp.design_system
+    rich = Component(name="rich", fields=[ComponentField(variable="body", type="rich_text")],
+                     template="<tr><td>{{ body }}</td></tr>")
+    inp = inp.model_copy(update={
+        "design_system": system.model_copy(update={"components": [*system.components, rich]}),
+        "tags": {k: t.model_copy(update={"default_syntax": None}) for k, t in inp.tags.items()},
+    })
+    instances = list(inp.content.instances)
+    instances[1] = instances[1].model_copy(update={"component": "rich", "field_values": {
+        "null_branch": {"en-US": {"body": {"value": "<p>Hi [[tag:first_name]]</p>"}}}}})
+    inp = inp.model_copy(update={"content": inp.content.model_copy(update={"instances": instances})})
+    doc, html = _final(inp)
+    assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html, doc.errors
+
+
+def test_a_value_cannot_forge_a_marker(mini):
+    _, html = _final(_with_value(mini, "p-braze", "body", "x \ue0000\ue001 y"))
+    assert "x 0 y" in html

@@ -25,7 +25,7 @@ from emailexport.render.sandbox import (
     compile_template,
     render_bounded_template,
 )
-from emailexport.render.tokens import TagResolver, TokenTable
+from emailexport.render.tokens import Context, TagResolver, TokenTable
 from emailexport.render.values import convert_value, resolve_value
 from emailexport.url_policy import url_problem
 
@@ -193,8 +193,8 @@ class _LocaleRenderer:
         parts = [self.table.add(syntax.branch_values[b.key]) + render_branch(b.key) for b in branches]
         return "".join(parts) + self.table.add(syntax.closing)
 
-    def text(self, name: str, text: LocalizedText) -> str:
-        """Subject or preheader, with markers, conditional applied."""
+    def text(self, name: str, text: LocalizedText, context: Context = "plain") -> str:
+        """Subject or preheader, with markers, conditional applied (`context`: where it lands)."""
         where = name
         conditional = self.conditional(text.conditional_id, where)
         if conditional is not None and not conditional.allowed_in_subject_and_preheader:
@@ -204,10 +204,10 @@ class _LocaleRenderer:
         def branch_text(branch: str) -> str:
             by_locale = text.branch_content.get(branch, {})
             if self.inp.locale in by_locale:
-                return self.tags.replace(by_locale[self.inp.locale])
+                return self.tags.replace(by_locale[self.inp.locale], context)
             if self.inp.default_locale in by_locale:
                 self.warn(f"untranslated: {name} uses the {self.inp.default_locale} value")
-                return self.tags.replace(by_locale[self.inp.default_locale])
+                return self.tags.replace(by_locale[self.inp.default_locale], context)
             return ""
 
         if conditional is None:
@@ -215,6 +215,7 @@ class _LocaleRenderer:
         return self.wrap(conditional, where, branch_text)
 
     def document(self, output_format: str) -> str:
+        self.tags.fallback_html = output_format == "html"
         container_instance = self.inp.content.container
         container = self.inp.design_system.container
         where = f"container ({container.name})"
@@ -229,8 +230,9 @@ class _LocaleRenderer:
             "design_tokens": self.tokens,
             "render_context": {**self.context_base, "output_format": output_format},
             "children": Markup(children),
-            "subject": Markup.escape(self.out.subject),
-            "preheader": Markup.escape(self.out.preheader),
+            # In the HTML a tag's fallback is HTML text (the subject header keeps it as typed).
+            "subject": Markup.escape(self.text("subject", self.inp.content.subject, "html_text")),
+            "preheader": Markup.escape(self.text("preheader", self.inp.content.preheader, "html_text")),
         }
         return self.run_template(container, where, context)
 
@@ -241,6 +243,7 @@ class _LocaleRenderer:
         # A render that hit a limit has failed: do not spend the budget a second time.
         self.out.plaintext_html = "" if self.over_limit else self.document("plaintext")
         self.out.tag_ids = set(self.tags.used)
+        self.out.errors.extend(self.tags.problems)
         for key in sorted(self.tags.unknown):
             self.out.errors.append(f"unknown personalization tag [[tag:{key}]]")
         if not self.out.subject.strip():
