@@ -54,7 +54,7 @@ def test_a_revoked_token_is_refused_and_listed_as_revoked(workspaces, client, mo
 
 
 def test_revoking_an_unknown_id_is_a_message(workspaces, monkeypatch, capsys):
-    code, out, err = _cli(monkeypatch, capsys, "token", "revoke", "999")
+    code, _, err = _cli(monkeypatch, capsys, "token", "revoke", "999")
     assert code != 0 and "no token with id 999" in err and "Traceback" not in err
 
 
