@@ -10,7 +10,7 @@ import pytest
 from emailexport.bundle import load_bundle
 from emailexport.errors import ValidationFailed
 from emailexport.render import isolated, render_document
-from emailexport.render.isolated import check_template, render_isolated
+from emailexport.render.isolated import RenderAborted, check_template, render_isolated
 from emailexport.render.sandbox import RenderLimits, compile_template
 from tests.helpers import render_inputs
 
@@ -92,10 +92,11 @@ def test_a_gil_holding_expression_is_killed_at_the_time_limit(mini, spawned):
     # the worker holds its GIL in one C call and only the process boundary can stop it.
     limits = RenderLimits(timeout_seconds=2, max_int_bits=10**10)
     started = time.monotonic()
-    doc = render_isolated(_input(mini, "{{ (10**(10**8)) % 7 }}"), limits)
+    with pytest.raises(RenderAborted) as caught:
+        render_isolated(_input(mini, "{{ (10**(10**8)) % 7 }}"), limits)
     assert time.monotonic() - started < 30
-    assert doc.errors == ["rendering locale en-US stopped: over the 2 s time limit "
-                          "(EMAILEXPORT_RENDER_TIMEOUT_SECONDS); the worker process was killed"]
+    assert str(caught.value) == ("rendering locale en-US stopped: over the 2 s time limit "
+                                 "(EMAILEXPORT_RENDER_TIMEOUT_SECONDS); the worker process was killed")
     assert spawned and all(w.process.poll() is not None for w in spawned)  # no process left running
     # The next render gets a fresh worker and works.
     assert render_isolated(_input(mini, "<tr><td>{{ body }}</td></tr>"), limits).errors == []
@@ -311,3 +312,57 @@ def test_a_hostile_fallback_in_rich_text_without_a_syntax_is_escaped(mini):
 def test_a_value_cannot_forge_a_marker(mini):
     _, html = _final(_with_value(mini, "p-braze", "body", "x \ue0000\ue001 y"))
     assert "x 0 y" in html
+
+
+# -- item 1 end to end: the export flow ----------------------------------------------------------
+
+
+def _import_unchecked(store, data):
+    """Put a bundle in the store without the import checks (as if imported before they existed)."""
+    from emailexport.bundle import import_bundle
+    from emailexport.bundle_model import WorkspaceBundle
+
+    import_bundle(store, WorkspaceBundle.model_validate(data))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_export_with_a_hostile_template_fails_its_locale_and_the_record(mini, mini_data):
+    from flows.export_email import export_email
+    from tests.helpers import create_export
+
+    mini_data["design_systems"][0]["components"][1]["template"] = "<tr><td>{{ (10**(10**8)) % 7 }}</td></tr>"
+    _import_unchecked(mini, mini_data)
+    record = create_export(mini, 3, 1, ["en-US", "de-DE"])
+    started = time.monotonic()
+    export_email(record.id, return_state=True)
+    assert time.monotonic() - started < 120
+    record = mini.require_export(record.id)
+    assert record.status == "failed"
+    assert "render limit exceeded in component 'paragraph'" in record.export_errors["en-US"][0]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_export_whose_render_runs_past_the_time_limit_fails_and_is_not_cached(mini, mini_data, monkeypatch):
+    from emailexport.settings import get_settings
+    from flows.export_email import export_email
+    from tests.helpers import create_export
+
+    monkeypatch.setenv("EMAILEXPORT_RENDER_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("EMAILEXPORT_RENDER_MAX_INT_BITS", str(10**10))  # let the arithmetic really run
+    get_settings.cache_clear()
+    try:
+        mini_data["design_systems"][0]["components"][1]["template"] = (
+            "<tr><td>{% if render_context.locale == 'de-DE' %}{{ (10**(10**8)) % 7 }}{% endif %}{{ body }}</td></tr>")
+        _import_unchecked(mini, mini_data)
+        record = create_export(mini, 3, 1, ["en-US", "de-DE"])
+        export_email(record.id, return_state=True)
+        record = mini.require_export(record.id)
+        assert record.status == "failed"
+        assert record.results["en-US"].status == "completed"
+        assert "over the 2 s time limit" in record.export_errors["de-DE"][0]
+        # A timeout is not a cached result: the next export tries the locale again.
+        again = create_export(mini, 3, 1, ["de-DE"])
+        export_email(again.id, return_state=True)
+        assert "over the 2 s time limit" in mini.require_export(again.id).export_errors["de-DE"][0]
+    finally:
+        get_settings.cache_clear()

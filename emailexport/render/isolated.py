@@ -29,11 +29,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from emailexport.errors import RenderError
 from emailexport.render.inputs import LocaleRenderInput
 from emailexport.render.render import RenderedDocument
 from emailexport.render.sandbox import RenderLimits
 
-__all__ = ["check_template", "limits_from_settings", "render_isolated", "shutdown_workers"]
+__all__ = ["RenderAborted", "check_template", "limits_from_settings", "render_isolated", "shutdown_workers"]
 
 _CPU_MARGIN_SECONDS = 5
 _STARTUP_SECONDS = 120
@@ -272,16 +273,25 @@ def _failure(status: str, value: Any, limits: RenderLimits, what: str) -> str:
     return f"{what} failed: {value}"
 
 
+class RenderAborted(RenderError):
+    """The render worker was stopped (time limit) or ended (crash, CPU limit): the locale fails.
+
+    Raised rather than returned so that the failure is not cached as the locale's result (a busy
+    machine may finish the same render next time); terminal, so the task is not retried either.
+    """
+
+
 def render_isolated(inp: LocaleRenderInput, limits: RenderLimits, workers: int = 2) -> RenderedDocument:
     """`render_document(inp, limits)` in a worker process, killed past `limits.timeout_seconds`.
 
-    A render past any budget comes back as a document whose `errors` say which limit it hit.
+    A template past a sandbox limit comes back as a document whose `errors` name the limit; a
+    render the worker could not finish raises `RenderAborted` with the limit in its message.
     """
     status, value = _POOL.run("render", inp, limits, workers)
     if status == "ok":
         assert isinstance(value, RenderedDocument)
         return value
-    return RenderedDocument(errors=[_failure(status, value, limits, f"rendering locale {inp.locale}")])
+    raise RenderAborted(_failure(status, value, limits, f"rendering locale {inp.locale}"))
 
 
 def check_template(component: Any, design_tokens: dict[str, Any], limits: RenderLimits, workers: int = 2) -> list[str]:
