@@ -91,7 +91,9 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "literal_error" and "locales" in error["loc"]:
-        return f"{error['input']!r} is not a supported locale"
+        shown = str(error["input"])
+        shown = shown if len(shown) <= 40 else f"{shown[:40]}... ({len(shown)} characters)"
+        return f"{shown!r} is not a supported locale"
     if error["type"] == "missing":
         return "is required"
     if error["type"] == "extra_forbidden":

@@ -80,3 +80,11 @@ def test_a_huge_cell_is_a_row_error_and_never_echoed(tmp_path):
     assert len(first.values["resource_name"]) < 100 and first.body == {}
     assert "email_id" in second.errors and all(len(m) < 200 for m in second.errors["email_id"])
     assert third.errors == {} and third.body["options"]["resource_name"] == "fine"
+
+
+def test_a_huge_locale_is_not_echoed_in_the_422(mini):
+    body = {"email_id": 1, "export_type": "html", "options": {"locales": ["x" * 1_000_000]}}
+    with pytest.raises(ValidationFailed) as caught:
+        validate_export_request(mini, 3, body)
+    message = " ".join(m for ms in caught.value.errors.values() for m in ms)
+    assert "1000000 characters" in message and len(message) < 500

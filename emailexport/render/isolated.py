@@ -134,7 +134,9 @@ def _worker_main(memory_mb: int) -> None:  # pragma: no cover - runs in the chil
 
     if memory_mb:
         cap = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        # Not enforceable everywhere (macOS): the wall-time kill still applies there.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
     conn.send(("ready", os.getpid()))
     hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)[1]
     while True:
@@ -145,7 +147,8 @@ def _worker_main(memory_mb: int) -> None:  # pragma: no cover - runs in the chil
         usage = resource.getrusage(resource.RUSAGE_SELF)
         soft = int(usage.ru_utime + usage.ru_stime + limits.timeout_seconds + _CPU_MARGIN_SECONDS) + 1
         if hard_cpu == resource.RLIM_INFINITY or soft < hard_cpu:
-            resource.setrlimit(resource.RLIMIT_CPU, (soft, hard_cpu))
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_CPU, (soft, hard_cpu))
         try:
             result: tuple[str, Any] = ("ok", _JOBS[kind](payload, limits))
         except MemoryError:
