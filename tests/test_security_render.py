@@ -36,6 +36,7 @@ def _input(mini, template: str, component: str = "paragraph"):
         ("{{ 'a'|center(1000000000) }}", "filter 'center'"),
         ("{{ 'a'.ljust(10**9) }}", "call refused"),
         ("{{ '%0999999999d' % 1 }}", "format width"),
+        ("{{ '%0999999999d'|format(1) }}", "format width"),
         ("{{ '{:>999999999}'.format(1) }}", "format width"),
         ("{{ range(10)|slice(1000000000)|list }}", "filter 'slice'"),
         ("{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ f('ab', 40) }}", "'~' refused"),
@@ -52,10 +53,11 @@ def test_a_hostile_template_fails_its_locale_quickly_with_a_clear_message(mini, 
 
 def test_ordinary_arithmetic_and_formatting_still_work(mini):
     template = ("<tr><td>{{ 2**10 }} {{ 10 % 3 }} {{ '{:,}'.format(5000000) }} {{ 5000000|filesizeformat }} "
-                "{{ 'x%sy' % 'a' }} {{ -3 }} {{ 'ab' * 3 }} {{ 'a' ~ 1 }} {{ body }}</td></tr>")
+                "{{ 'x%sy' % 'a' }} {{ -3 }} {{ 'ab' * 3 }} {{ 'a' ~ 1 }} {{ '%d'|format(5000000) }} "
+                "{{ range(3)|join(',') }} {{ body }}</td></tr>")
     doc = render_document(_input(mini, template))
     assert doc.errors == []
-    assert "1024 1 5,000,000 5.0 MB xay -3 ababab a1" in doc.html
+    assert "1024 1 5,000,000 5.0 MB xay -3 ababab a1 5000000 0,1,2" in doc.html
 
 
 def test_compiling_does_not_fold_huge_constants():

@@ -152,15 +152,19 @@ def _guard_filter(func: Callable[..., Any], what: str) -> Callable[..., Any]:
     """A filter with its integer arguments (not the value it filters) and its result checked."""
     # The filtered value comes first, after the context/environment for `pass_*` filters.
     skip = 2 if hasattr(func, "jinja_pass_arg") else 1
+    formats = what == "filter 'format'"
 
     @wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         limits = _current().limits
-        for arg in (*args[skip:], *kwargs.values()):
-            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > limits.max_output_chars:
-                raise RenderLimitExceeded(f"{what}: an argument over {limits.max_output_chars}")
-        if what == "filter 'format'" and args and isinstance(args[0], str):
-            _check_format(args[0], limits, what)
+        if formats:
+            # `'%d'|format(5000000)` is fine; only the widths in the format string matter.
+            if args and isinstance(args[0], str):
+                _check_format(args[0], limits, what)
+        else:
+            for arg in (*args[skip:], *kwargs.values()):
+                if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > limits.max_output_chars:
+                    raise RenderLimitExceeded(f"{what}: an argument over {limits.max_output_chars}")
         return _check_size(func(*args, **kwargs), limits, what)
 
     return guarded
