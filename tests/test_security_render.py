@@ -46,7 +46,7 @@ def _input(mini, template: str, component: str = "paragraph"):
 def test_a_hostile_template_fails_its_locale_quickly_with_a_clear_message(mini, template, expected):
     started = time.monotonic()
     doc = render_document(_input(mini, template))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # milliseconds on an idle machine; generous for a loaded one
     assert doc.html == ""
     assert any("render limit exceeded in component 'paragraph'" in e and expected in e for e in doc.errors), doc.errors
 
