@@ -5,6 +5,11 @@ validated by the same `validate_export_request`, so a row and a POST can never d
 read in chunks (pandas `chunksize`), so a file of any length is read in bounded memory. Row
 numbers are spreadsheet row numbers: the header is row 1, the first data row is row 2 (a quoted
 field spanning several lines is still one row).
+
+The whole file is parsed once before the first row is handed out (`_check_structure`): a file that
+stops being a readable CSV anywhere (a bad quote or an extra field on line 1202) creates nothing.
+A cell over its column's size cap (`CELL_LIMITS`) makes its row an error that names the column and
+the size; the value itself is never echoed (terminal, summary, records), only a short excerpt.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ import pandas as pd
 from emailexport.errors import TerminalError
 
 __all__ = [
+    "CELL_LIMITS",
     "COLUMNS",
+    "DEFAULT_CELL_LIMIT",
     "REQUIRED_COLUMNS",
     "BulkFileError",
     "CsvRow",
+    "excerpt",
     "read_rows",
     "row_body",
     "row_key",
@@ -36,6 +44,11 @@ COLUMNS = (
     "minify_html", "previews", "folder_id", "campaign_id", "resource_name", "update_previous_export",
     "export_field_values", "per_locale_options", "idempotency_key",
 )
+# Largest cell per column, in characters; a bigger cell is a row error (JSON columns hold per-locale
+# data, hence their larger cap).
+DEFAULT_CELL_LIMIT = 1024
+CELL_LIMITS = {"export_field_values": 65536, "per_locale_options": 65536}
+_EXCERPT = 40
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n", ""}
 
@@ -59,6 +72,7 @@ def read_rows(url: str, *, chunk_size: int = 500, warnings: list[str] | None = N
     """Rows of the CSV at `url` (a path or fsspec URL), chunk by chunk; `warnings` collects
     file-level warnings such as unknown columns. Raises `BulkFileError` before yielding anything
     when the file cannot be used."""
+    _check_structure(url, chunk_size)
     try:
         handle = fsspec.open(url, "rb").open()
     except (OSError, ValueError) as exc:
@@ -89,6 +103,29 @@ def read_rows(url: str, *, chunk_size: int = 500, warnings: list[str] | None = N
                 yield _parse(number, {k: str(v) for k, v in record.items() if k in COLUMNS})
 
 
+def _check_structure(url: str, chunk_size: int) -> None:
+    """Parse the whole file once (chunk by chunk, rows discarded) so that a file which stops being a
+    readable CSV part-way is refused before any row is exported."""
+    try:
+        handle = fsspec.open(url, "rb").open()
+    except (OSError, ValueError) as exc:
+        raise BulkFileError(f"cannot open {url}: {exc}") from None
+    with handle:
+        try:
+            for _ in pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                 chunksize=chunk_size, skipinitialspace=False):
+                pass
+        except pd.errors.EmptyDataError:
+            return  # reported with its own message by read_rows
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise BulkFileError(f"{url} is not a readable CSV file: {str(exc).strip()}; nothing was created") from None
+
+
+def excerpt(text: str, limit: int = _EXCERPT) -> str:
+    """The start of a long value, with its size: what messages show instead of the value."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _chain(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     yield first
     try:
@@ -104,7 +141,7 @@ def _int(row: CsvRow, name: str, *, path: str | None = None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        row.errors.setdefault(path or name, []).append(f"{text!r} is not a whole number")
+        row.errors.setdefault(path or name, []).append(f"{excerpt(text)!r} is not a whole number")
         return None
 
 
@@ -114,7 +151,7 @@ def _bool(row: CsvRow, name: str) -> bool | None:
         return True
     if text in _FALSE:
         return None if text == "" else False
-    row.errors.setdefault(f"options.{name}", []).append(f"{text!r} is not true or false")
+    row.errors.setdefault(f"options.{name}", []).append(f"{excerpt(text)!r} is not true or false")
     return None
 
 
@@ -134,7 +171,18 @@ def _json(row: CsvRow, name: str) -> Any:
 
 
 def _parse(number: int, values: dict[str, str]) -> CsvRow:
+    oversized: dict[str, list[str]] = {}
+    for name, value in list(values.items()):
+        limit = CELL_LIMITS.get(name, DEFAULT_CELL_LIMIT)
+        if len(value) > limit:
+            oversized[name] = [f"the cell is {len(value)} characters, over the {limit}-character limit"]
+            values[name] = excerpt(value)
     row = CsvRow(number=number, values=values)
+    if oversized:
+        # The row is not exported: its values are only kept as excerpts.
+        row.workspace_id = _int(row, "workspace_id") if "workspace_id" not in oversized else None
+        row.errors = oversized
+        return row
     row.workspace_id = _int(row, "workspace_id")
     if row.workspace_id is None and "workspace_id" not in row.errors:
         row.errors["workspace_id"] = ["is required"]

@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ValidationError
 
 from emailexport.bundle_model import WorkspaceBundle
 from emailexport.errors import ValidationFailed
 from emailexport.models import NULL_BRANCH, Connector, Email, Instance
-from emailexport.render.sandbox import compile_template
+from emailexport.render.isolated import check_template, limits_from_settings
 from emailexport.render.tokens import TAG_RE
+from emailexport.settings import get_settings
 from emailexport.store import DOCUMENT_KINDS, Store, document_id
+from emailexport.url_policy import url_problem
 
 __all__ = ["ImportSummary", "check_bundle", "import_bundle", "load_bundle", "read_bundle_file"]
 
@@ -92,13 +93,19 @@ def _problems(b: WorkspaceBundle) -> Iterator[tuple[str, str]]:
         yield "workspace.organization_id", f"must be the organization's id {b.organization.id}"
     for section in DOCUMENT_KINDS:
         yield from _duplicates(section, getattr(b, section))
+    # Compiling a template runs code (constant folding), so compile and a sample render happen in
+    # the bounded render worker, under the same limits as an export's render.
+    settings = get_settings()
+    limits = limits_from_settings(settings)
     for d, system in enumerate(b.design_systems):
         for c, component in enumerate(system.components):
-            try:
-                compile_template(component.template)
-            except TemplateSyntaxError as exc:
-                yield (f"design_systems[{d}].components[{c}].template",
-                       f"template syntax error in '{component.name}' line {exc.lineno}: {exc.message}")
+            for i, f in enumerate(component.fields):
+                problem = url_problem(f.default_value, _fallbacks(b)) if f.type == "url" and isinstance(
+                    f.default_value, str) else None
+                if problem:
+                    yield f"design_systems[{d}].components[{c}].fields[{i}].default_value", problem
+            for message in check_template(component, system.design_tokens, limits, settings.render_workers):
+                yield f"design_systems[{d}].components[{c}].template", message
     for c, connector in enumerate(b.connectors):
         yield from _connector_problems(f"connectors[{c}]", connector)
     systems = {s.id: s for s in b.design_systems}
@@ -188,6 +195,15 @@ def _instance_problems(b: WorkspaceBundle, at: str, inst: Instance, email: Email
                     yield where, f"image {raw['image_id']} is not in the bundle's images"
                 if field.type in ("text", "rich_text", "url") and isinstance(raw, str):
                     yield from _tags(b, where, raw)
+                if field.type == "url" and isinstance(raw, str):
+                    problem = url_problem(raw, _fallbacks(b))
+                    if problem:
+                        yield where, problem
+
+
+def _fallbacks(b: WorkspaceBundle) -> Any:
+    by_key = {t.key: t.fallback for t in b.personalization_tags}
+    return by_key.get
 
 
 def _branch_keys(at: str, by_branch: dict[str, Any], cond: Any) -> Iterator[tuple[str, str]]:

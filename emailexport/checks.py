@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emailexport.transforms.esp_syntax import ESP_SYNTAX_RE
+from emailexport.url_policy import disallowed_scheme
 
 __all__ = ["CHECK_CODES", "COMMENT_BLIND_ESPS", "CheckSettings", "Finding", "run_checks"]
 
@@ -34,8 +35,9 @@ CHECK_CODES: dict[str, str] = {
     "html_over_102kb": "HTML over 102 KB: Gmail clips the message and hides the rest behind a link",
     "image_missing_alt": "an image without an alt attribute (alt=\"\" marks a decorative image and is fine)",
     "link_empty": "a link without an href, or with an empty one",
-    "link_placeholder": "a link to #, http://, https:// or javascript:",
+    "link_placeholder": "a link to #, http:// or https://",
     "link_unreplaced_tag": "a link still containing a [[tag:...]] marker",
+    "link_unsafe_scheme": "a link whose scheme is not http, https, mailto or tel (javascript:, vbscript:, data:...)",
     "subject_missing": "no subject",
     "preheader_missing": "no preheader (inboxes show the first text of the body instead)",
     "image_over_1mb": "an image over 1 MB: slow to load on mobile, and some clients skip it",
@@ -209,8 +211,12 @@ def _check_links(root: Any) -> Found:
         if not value:
             state = "no href" if href is None else "an empty href"
             yield ("link_empty", f"link {_describe(link)} has {state}")
-        elif value.lower() in _PLACEHOLDER_HREFS or re.match(r"javascript\s*:", value, re.I):
+        elif value.lower() in _PLACEHOLDER_HREFS:
             yield ("link_placeholder", f"link {_describe(link)} has the placeholder href {value!r}")
+        elif (scheme := disallowed_scheme(value)) is not None:
+            # Normalised as a browser reads it: `java\tscript:`, `VBScript:`, `data:text/html,...`
+            # (`javascript:void(0)` placeholders included).
+            yield ("link_unsafe_scheme", f"link {_describe(link)} has the unsafe URL scheme '{scheme}:'")
         if "[[tag:" in unquote(value):
             yield ("link_unreplaced_tag", f"link {_describe(link)} still contains a [[tag:...]] marker: {value}")
 

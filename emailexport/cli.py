@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -437,9 +438,12 @@ def token_create(
     workspace: Annotated[list[int], typer.Option("--workspace", metavar="ID",
                                                 help="a workspace the token may use (repeatable)")],
     label: Annotated[str, typer.Option("--label", help="what the token is for")] = "",
+    expires_in: Annotated[str | None, typer.Option(
+        "--expires-in", help="lifetime such as 90d, 12h, 30m or 2w (default: no expiry)")] = None,
 ) -> None:
     """Create an API token for some workspaces and print it once (only its hash is stored)."""
     import secrets
+    from datetime import UTC, datetime
 
     from emailexport.errors import NotFoundError
 
@@ -447,10 +451,57 @@ def token_create(
     unknown = [w for w in workspace if store.workspace(w) is None]
     if unknown:
         raise NotFoundError(f"unknown workspace(s): {', '.join(map(str, unknown))} (import them first)")
+    lifetime = _duration(expires_in) if expires_in is not None else None
+    expires_at = datetime.now(UTC) + lifetime if lifetime is not None else None
     token = secrets.token_urlsafe(32)
-    store.add_token(token, workspace, label)
-    err.print(f"Token for workspace(s) {', '.join(map(str, workspace))}; it is shown only this once:")
+    token_id = store.add_token(token, workspace, label, expires_at=expires_at)
+    until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+    err.print(f"Token {token_id} for workspace(s) {', '.join(map(str, workspace))}{until}; "
+              "it is shown only this once:")
     print(token)
+
+
+def _duration(text: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `45s`, `2w` -> a timedelta (a usage error otherwise)."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit() or int(value[:-1]) <= 0:
+        raise ValidationFailed({"--expires-in": [f"{text!r} is not a lifetime like 90d, 12h, 30m or 2w"]},
+                               "Invalid option")
+    return timedelta(**{units[value[-1]]: int(value[:-1])})
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List API tokens: id, label, workspaces, created, expires, status (never the token itself)."""
+    table = Table("id", "label", "workspaces", "created (UTC)", "expires (UTC)", "status")
+    for info in open_store().list_tokens():
+        table.add_row(str(info.id), info.label, ", ".join(map(str, info.workspace_ids)),
+                      f"{info.created_at:%Y-%m-%d %H:%M}" if info.created_at else "",
+                      f"{info.expires_at:%Y-%m-%d %H:%M}" if info.expires_at else "never", info.status)
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `token list`)")]) -> None:
+    """Revoke an API token: the API answers 401 to it from now on."""
+    from emailexport.errors import NotFoundError
+
+    if not open_store().revoke_token(token_id):
+        raise NotFoundError(f"no token with id {token_id} (see `emailexport token list`)")
+    err.print(f"Token {token_id} revoked.")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 @app.command("serve")
@@ -472,6 +523,10 @@ def serve(
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     open_store(settings)  # migrate once here, not concurrently in the children
+    if not _is_loopback(host):
+        err.print(f"[bold yellow]Warning:[/] listening on {escape(host)}: the Prefect UI and its API on this address "
+                  "have no authentication of their own (anyone who can reach the port can see and start runs). "
+                  "Put them behind an authenticating proxy or a firewall, or bind 127.0.0.1.")
     api_port = port if port else free_port(host, None if port == 0 else 8000)
     pf_port = prefect_port if prefect_port else free_port(host, None if prefect_port == 0 else 4200)
     prefect_url = f"http://{host}:{pf_port}/api"
@@ -570,3 +625,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

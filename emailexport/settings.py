@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         default=86400, ge=60, description="a flow run still waiting for a worker after this long is failed"
     )
 
+    # Template render limits (issue 18, docs/security.md): per locale render and per import check.
+    render_timeout_seconds: float = Field(
+        default=20, gt=0, le=3600, description="wall time of one locale's render; the worker is killed past it"
+    )
+    render_memory_mb: int = Field(
+        default=512, ge=0, description="address space of a render worker process (RLIMIT_AS); 0: no cap"
+    )
+    render_max_output_chars: int = Field(default=2_000_000, ge=1000, description="output of one template render")
+    render_max_loop_iterations: int = Field(default=1_000_000, ge=100, description="{% for %} iterations per render")
+    render_max_int_bits: int = Field(default=4096, ge=64, description="largest number a template may compute")
+    render_workers: int = Field(default=2, ge=1, le=64, description="render worker processes per process")
+
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'emailexport.db').resolve()}"

@@ -58,9 +58,29 @@ def parse_body(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed({"body": [f"malformed JSON: {exc}"]}) from None
+    except RecursionError:  # the parser's own nesting limit (about 1,000 levels)
+        raise ValidationFailed({"body": [f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep"]}) from None
+    if _too_deep(data):
+        raise ValidationFailed({"body": [f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep"]})
     if not isinstance(data, dict):
         raise ValidationFailed({"body": ["the request body must be a JSON object"]})
     return data
+
+
+MAX_JSON_DEPTH = 32  # a Create Export body is at most 4 levels deep; later recursion stays far from the limit
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests deeper than MAX_JSON_DEPTH (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -81,7 +101,9 @@ def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "literal_error" and "locales" in error["loc"]:
         suggestion = suggest_locale(error["input"])
         hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        return f"{error['input']!r} is not a supported locale{hint}"
+        shown = str(error["input"])
+        shown = shown if len(shown) <= 40 else f"{shown[:40]}... ({len(shown)} characters)"
+        return f"{shown!r} is not a supported locale{hint}"
     if error["type"] == "missing":
         return "is required"
     if error["type"] == "extra_forbidden":

@@ -25,7 +25,8 @@ from prefect.results import ResultStore, get_result_store
 
 from emailexport.images.collect import collect_image_urls
 from emailexport.locales import direction_of
-from emailexport.render import LocaleRenderInput, render_document
+from emailexport.render import LocaleRenderInput
+from emailexport.render.isolated import limits_from_settings, render_isolated
 from emailexport.render.result import LocaleRender
 from emailexport.settings import get_settings
 from emailexport.transforms import LinkTracking, TransformOptions, html_to_plaintext, transform_html
@@ -79,7 +80,8 @@ def _link_tracking(inp: LocaleRenderInput, skip: set[str], per_url: dict[str, di
 )
 def render_locale(locale: str, inp: LocaleRenderInput) -> LocaleRender:
     """Render and transform one locale; problems come back in `errors`, not as exceptions."""
-    doc = render_document(inp)
+    settings = get_settings()
+    doc = render_isolated(inp, limits_from_settings(settings), settings.render_workers)
     result = LocaleRender(
         locale=locale,
         subject=restore_markers(doc.subject, doc.tokens),

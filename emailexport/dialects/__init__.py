@@ -24,6 +24,7 @@ from typing import get_args
 from emailexport.models.workspace import Branch, ConditionalSyntax, TemplateEnginePreset
 
 from ._common import DialectError, Resolve, UnsupportedRuleError
+from .escaping import escape_text
 from .handlebars import handlebars_conditional, handlebars_tag
 from .liquid import block_conditional, block_tag
 from .merge_tags import merge_conditional, merge_tag
@@ -37,6 +38,7 @@ __all__ = [
     "UnsupportedRuleError",
     "attribute_name",
     "conditional_syntax",
+    "escape_text",
     "tag_syntax",
 ]
 
@@ -45,14 +47,15 @@ PRESETS: tuple[str, ...] = get_args(TemplateEnginePreset)
 # preset -> what could not be confirmed against the vendor's own reference (see docs/dialects.md)
 UNCONFIRMED: dict[str, list[str]] = {
     "braze": [],
-    "klaviyo": ["boolean literals True/False in conditions"],
+    "klaviyo": ["boolean literals True/False in conditions", "{% templatetag %} to write {{ and {% as text"],
     "customerio": [],
     "brevo": [
         "{% elif %} (Django-style; Brevo's if-statement page was not readable in full)",
         'contains as `"x" in contact.X`',
+        "{% templatetag %} to write {{ and {% as text",
     ],
     "mailchimp": ["> and < comparisons in *|IF:|* (only = and != were seen in the reference)"],
-    "ampscript": ["boolean literals true/false compared with an attribute"],
+    "ampscript": ["boolean literals true/false compared with an attribute", "%%=Char(37,2)=%% to write %% as text"],
     "sendgrid": [],
     "iterable": [],
     "hubspot": [
@@ -73,6 +76,7 @@ UNCONFIRMED: dict[str, list[str]] = {
     "mailjet": [
         '{% elseif %} and a "" default inside conditions ({{data:x:""}})',
         "attribute naming (lower case, firstname/lastname)",
+        "{% raw %} to write {{ and {% as text",
     ],
 }
 

@@ -53,11 +53,12 @@ class ExportOptions(BaseModel):
     image_mode: ImageMode = "use_cdn"
     minify_html: bool = False
     locales: list[LocaleCode]
-    folder_id: str | None = None
-    campaign_id: str | None = None
+    # Capped: these are echoed into records, ESP resources and summaries (issue 18).
+    folder_id: str | None = Field(default=None, max_length=255)
+    campaign_id: str | None = Field(default=None, max_length=255)
     export_field_values: dict[str, str] = {}
     per_locale_options: dict[str, dict[str, Any]] = {}
-    resource_name: str | None = None
+    resource_name: str | None = Field(default=None, max_length=255)
     update_previous_export: bool = False
     # (added, an extension of the contract's options) browser-rendered previews of every locale in
     # the zip of an html or pdf export: previews/index.html and previews/<locale>/<view>.png.

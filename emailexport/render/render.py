@@ -18,9 +18,16 @@ from emailexport.locales import direction_of, language_of
 from emailexport.models import NULL_BRANCH, Component, Conditional, Instance, LocalizedText
 from emailexport.render.conditionals import branches_to_render, conditional_syntax
 from emailexport.render.inputs import LocaleRenderInput
-from emailexport.render.sandbox import compile_template
-from emailexport.render.tokens import TagResolver, TokenTable
+from emailexport.render.sandbox import (
+    RenderLimitExceeded,
+    RenderLimits,
+    budget,
+    compile_template,
+    render_bounded_template,
+)
+from emailexport.render.tokens import Context, TagResolver, TokenTable
 from emailexport.render.values import convert_value, resolve_value
+from emailexport.url_policy import url_problem
 
 __all__ = ["RenderedDocument", "render_document"]
 
@@ -55,6 +62,7 @@ class _LocaleRenderer:
     def __init__(self, inp: LocaleRenderInput) -> None:
         self.inp = inp
         self.out = RenderedDocument()
+        self.over_limit = False
         self.table = TokenTable(self.out.tokens)
         self.tags = TagResolver(inp.tags, inp.profile, self.table)
         brand = inp.brand_profile
@@ -84,6 +92,10 @@ class _LocaleRenderer:
             if resolved.value is None and f.required:
                 self.out.errors.append(f"{label}: required field has no value")
             try:
+                if f.type == "url" and isinstance(resolved.value, str):
+                    problem = url_problem(resolved.value, self.tag_fallback)
+                    if problem:
+                        raise ValueError(problem)
                 value = convert_value(f, resolved.value, self.inp.images, self.tags.replace)
             except ValueError as exc:
                 self.out.errors.append(f"{label}: {exc}")
@@ -98,6 +110,10 @@ class _LocaleRenderer:
             values[f.variable] = value
         return values
 
+    def tag_fallback(self, key: str) -> str | None:
+        tag = self.inp.tags.get(key)
+        return tag.fallback if tag is not None else None
+
     def warn(self, message: str) -> None:
         if message not in self.out.warnings:
             self.out.warnings.append(message)
@@ -105,8 +121,19 @@ class _LocaleRenderer:
     # -- templates ----------------------------------------------------------------------
 
     def run_template(self, component: Component, where: str, context: dict[str, Any]) -> str:
+        if self.over_limit:  # the locale has failed: spend no more of its budget
+            return ""
         try:
-            return compile_template(component.template).render(context)
+            return render_bounded_template(compile_template(component.template), context)
+        except RenderLimitExceeded as exc:
+            self.out.errors.append(f"{where}: render limit exceeded in component '{component.name}': {exc}")
+            self.over_limit = True
+        except MemoryError:
+            self.out.errors.append(f"{where}: render limit exceeded in component '{component.name}': out of memory")
+            self.over_limit = True
+        except RecursionError:
+            self.out.errors.append(
+                f"{where}: render limit exceeded in component '{component.name}': recursion too deep")
         except TemplateSyntaxError as exc:
             self.out.errors.append(f"{where}: template syntax error in component '{component.name}' "
                                    f"line {exc.lineno}: {exc.message}")
@@ -166,8 +193,8 @@ class _LocaleRenderer:
         parts = [self.table.add(syntax.branch_values[b.key]) + render_branch(b.key) for b in branches]
         return "".join(parts) + self.table.add(syntax.closing)
 
-    def text(self, name: str, text: LocalizedText) -> str:
-        """Subject or preheader, with markers, conditional applied."""
+    def text(self, name: str, text: LocalizedText, context: Context = "plain") -> str:
+        """Subject or preheader, with markers, conditional applied (`context`: where it lands)."""
         where = name
         conditional = self.conditional(text.conditional_id, where)
         if conditional is not None and not conditional.allowed_in_subject_and_preheader:
@@ -177,10 +204,10 @@ class _LocaleRenderer:
         def branch_text(branch: str) -> str:
             by_locale = text.branch_content.get(branch, {})
             if self.inp.locale in by_locale:
-                return self.tags.replace(by_locale[self.inp.locale])
+                return self.tags.replace(by_locale[self.inp.locale], context)
             if self.inp.default_locale in by_locale:
                 self.warn(f"untranslated: {name} uses the {self.inp.default_locale} value")
-                return self.tags.replace(by_locale[self.inp.default_locale])
+                return self.tags.replace(by_locale[self.inp.default_locale], context)
             return ""
 
         if conditional is None:
@@ -188,6 +215,7 @@ class _LocaleRenderer:
         return self.wrap(conditional, where, branch_text)
 
     def document(self, output_format: str) -> str:
+        self.tags.fallback_html = output_format == "html"
         container_instance = self.inp.content.container
         container = self.inp.design_system.container
         where = f"container ({container.name})"
@@ -202,8 +230,9 @@ class _LocaleRenderer:
             "design_tokens": self.tokens,
             "render_context": {**self.context_base, "output_format": output_format},
             "children": Markup(children),
-            "subject": Markup.escape(self.out.subject),
-            "preheader": Markup.escape(self.out.preheader),
+            # In the HTML a tag's fallback is HTML text (the subject header keeps it as typed).
+            "subject": Markup.escape(self.text("subject", self.inp.content.subject, "html_text")),
+            "preheader": Markup.escape(self.text("preheader", self.inp.content.preheader, "html_text")),
         }
         return self.run_template(container, where, context)
 
@@ -211,8 +240,10 @@ class _LocaleRenderer:
         self.out.subject = self.text("subject", self.inp.content.subject)
         self.out.preheader = self.text("preheader", self.inp.content.preheader)
         self.out.html = self.document("html")
-        self.out.plaintext_html = self.document("plaintext")
+        # A render that hit a limit has failed: do not spend the budget a second time.
+        self.out.plaintext_html = "" if self.over_limit else self.document("plaintext")
         self.out.tag_ids = set(self.tags.used)
+        self.out.errors.extend(self.tags.problems)
         for key in sorted(self.tags.unknown):
             self.out.errors.append(f"unknown personalization tag [[tag:{key}]]")
         if not self.out.subject.strip():
@@ -221,6 +252,11 @@ class _LocaleRenderer:
         return self.out
 
 
-def render_document(inp: LocaleRenderInput) -> RenderedDocument:
-    """Render `inp.locale`: HTML and plaintext-flavoured HTML with markers, warnings, errors, ids."""
-    return _LocaleRenderer(inp).render()
+def render_document(inp: LocaleRenderInput, limits: RenderLimits | None = None) -> RenderedDocument:
+    """Render `inp.locale`: HTML and plaintext-flavoured HTML with markers, warnings, errors, ids.
+
+    In-process, under the sandbox's budget (`limits`: output, loops, arithmetic). The time and memory
+    limits need the render worker: `emailexport.render.isolated.render_isolated`.
+    """
+    with budget(limits or RenderLimits()):
+        return _LocaleRenderer(inp).render()

@@ -86,11 +86,11 @@ def convert_value(field: ComponentField, value: Any, images: dict[str, Image], r
         return ImageValue(url="") if field.type == "image" else None
     kind = field.type
     if kind in ("text", "url"):
-        return replace_tags(str(value))
+        return replace_tags(str(value), "html_text")  # escaped by the template's autoescape
     if kind == "rich_text":
         clean = nh3.clean(str(value), tags=RICH_TEXT_TAGS, attributes=RICH_TEXT_ATTRIBUTES,
                           url_schemes={"http", "https", "mailto", "tel"}, link_rel=None)
-        return Markup(replace_tags(clean))
+        return Markup(replace_tags(clean, "html_markup"))
     if kind == "code":
         return Markup(str(value))  # the type exists to pass author HTML through untouched
     if kind == "number":

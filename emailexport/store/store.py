@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +40,7 @@ from emailexport.models import (
 )
 from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, OrganizationRow, WorkspaceRow
 
-__all__ = ["DOCUMENT_KINDS", "Store", "document_id", "hash_token"]
+__all__ = ["DOCUMENT_KINDS", "Store", "TokenInfo", "document_id", "hash_token"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -63,6 +64,33 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 def document_id(doc: BaseModel) -> str:
     """The `id` of a workspace document, as the string key it is stored under."""
     return str(doc.model_dump(include={"id"})["id"])
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What `token list` shows about a token: never its value or its hash."""
+
+    id: int
+    label: str
+    workspace_ids: list[int]
+    created_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    status: str  # active, expired, revoked
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _token_status(row: ApiTokenRow, now: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    expires = _aware(row.expires_at)
+    if expires is not None and expires <= now:
+        return "expired"
+    return "active"
 
 
 def hash_token(token: str) -> str:
@@ -166,16 +194,42 @@ class Store:
 
     # -- API tokens -----------------------------------------------------------------------
 
-    def add_token(self, token: str, workspace_ids: Sequence[int], label: str = "") -> None:
+    def add_token(self, token: str, workspace_ids: Sequence[int], label: str = "",
+                  expires_at: datetime | None = None) -> int:
+        """Store a token (its hash) for some workspaces; returns its id (for `revoke_token`)."""
         with self.session() as s:
-            s.add(ApiTokenRow(token_hash=hash_token(token), label=label, workspace_ids=list(workspace_ids),
-                              created_at=datetime.now(UTC)))
+            row = ApiTokenRow(token_hash=hash_token(token), label=label, workspace_ids=list(workspace_ids),
+                              created_at=datetime.now(UTC), expires_at=expires_at)
+            s.add(row)
+            s.flush()
+            return row.id
 
     def token_workspaces(self, token: str) -> list[int] | None:
-        """The workspaces a token may use, or None for an unknown token."""
+        """The workspaces a token may use, or None for an unknown, revoked or expired token."""
         with self.session() as s:
             row = s.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
-            return None if row is None else list(row.workspace_ids)
+            if row is None or _token_status(row, datetime.now(UTC)) != "active":
+                return None
+            return list(row.workspace_ids)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token (never its value or hash), oldest first."""
+        now = datetime.now(UTC)
+        with self.session() as s:
+            rows = s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.id))
+            return [TokenInfo(id=r.id, label=r.label, workspace_ids=list(r.workspace_ids),
+                              created_at=_aware(r.created_at), expires_at=_aware(r.expires_at),
+                              revoked_at=_aware(r.revoked_at), status=_token_status(r, now)) for r in rows]
+
+    def revoke_token(self, token_id: int) -> bool:
+        """Revoke a token by id (from `list_tokens`); False when there is no such token."""
+        with self.session() as s:
+            row = s.get(ApiTokenRow, token_id)
+            if row is None:
+                return False
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return True
 
     # -- export records -------------------------------------------------------------------
 

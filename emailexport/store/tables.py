@@ -54,6 +54,8 @@ class ApiTokenRow(Base):
     label: Mapped[str] = mapped_column(String(255), default="")
     workspace_ids: Mapped[list[int]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ExportRow(Base):
