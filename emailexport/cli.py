@@ -46,7 +46,7 @@ def _fail(exc: EmailExportError) -> None:
 def workspace_import(file: Annotated[Path, typer.Argument(help="bundle file (.yaml, .yml or .json)")]) -> None:
     """Import a workspace bundle (insert or replace every document by id)."""
     bundle = load_bundle(read_bundle_file(file))
-    summary = import_bundle(open_store(), bundle)
+    summary = import_bundle(open_store(), bundle, base_dir=file.resolve().parent)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.counts.items() if n)
     console.print(f"Imported workspace {summary.workspace_id} from {file}: {counts}")
 
@@ -189,7 +189,7 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
     from emailexport.bundle_model import WorkspaceBundle
 
     parsed: WorkspaceBundle = load_bundle(read_bundle_file(bundle))
-    import_bundle(open_store(), parsed)
+    import_bundle(open_store(), parsed, base_dir=bundle.resolve().parent)
     console.rule(f"Imported {bundle.name}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
     email = parsed.emails[0]
     profile = parsed.dynamic_content_profiles[0].id if parsed.dynamic_content_profiles else None
