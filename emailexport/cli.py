@@ -17,6 +17,7 @@ from rich.table import Table
 
 from emailexport.bundle import import_bundle, load_bundle, read_bundle_file
 from emailexport.errors import EmailExportError, ValidationFailed
+from emailexport.images.cli import images_app
 from emailexport.models import ExportRecord
 from emailexport.runtime import open_store
 from emailexport.validation import validate_export_request
@@ -185,7 +186,8 @@ def show(export_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fals
 
 @app.command("demo")
 def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")] = EXAMPLE_BUNDLE) -> None:
-    """Import the example workspace, then export its email as html and as json in all its locales."""
+    """Import the example workspace, then export its email as html and as json in all its locales, and
+    as html with its images in the zip (include_in_zip: opens offline with real images)."""
     from emailexport.bundle_model import WorkspaceBundle
 
     parsed: WorkspaceBundle = load_bundle(read_bundle_file(bundle))
@@ -194,10 +196,10 @@ def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")
     email = parsed.emails[0]
     profile = parsed.dynamic_content_profiles[0].id if parsed.dynamic_content_profiles else None
     failed = False
-    for export_type in ("html", "json"):
-        console.rule(f"{export_type} export of {email.name!r} ({', '.join(email.locales)})")
+    for export_type, image_mode in (("html", "use_cdn"), ("json", "use_cdn"), ("html", "include_in_zip")):
+        console.rule(f"{export_type} export of {email.name!r} ({', '.join(email.locales)}), images: {image_mode}")
         body = {"email_id": email.id, "export_type": export_type, "dynamic_content_profile_id": profile,
-                "options": {"locales": list(email.locales)}}
+                "options": {"locales": list(email.locales), "image_mode": image_mode}}
         record = run_export(parsed.workspace.id, body)
         print_record(record)
         failed = failed or record.status != "completed"
@@ -313,6 +315,8 @@ def main() -> None:
         err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {exc} (set EMAILEXPORT_DEBUG=1 for details)")
         sys.exit(1)
 
+
+app.add_typer(images_app, name="images")
 
 if __name__ == "__main__":
     main()
