@@ -45,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.in_flight += held
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
-            self.route(kind, self.path.rsplit("/", 1)[-1], count)
+            self.route(kind, self.path.split("?")[0].rsplit("/", 1)[-1], count)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up on purpose (size cap, timeout)
         finally:
@@ -61,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status != 304:
             with self.server.lock:
                 self.server.body_bytes += len(body)
+                self.server.body_bytes_by_path[self.path] += len(body)
             self.wfile.write(body)
 
     def route(self, kind: str, name: str, count: int) -> None:
@@ -126,6 +127,7 @@ class ImageServer(ThreadingHTTPServer):
         self.hits: Counter[str] = Counter()
         self.conditional: Counter[str] = Counter()  # requests that carried If-None-Match / If-Modified-Since
         self.body_bytes = 0  # response body bytes sent (304s send none)
+        self.body_bytes_by_path: Counter[str] = Counter()
         self.versions: Counter[str] = Counter()  # bump to change what /etag/<name>, /lastmod/<name> serve
         self.in_flight = 0
         self.max_in_flight = 0
@@ -143,6 +145,7 @@ class ImageServer(ThreadingHTTPServer):
             self.hits.clear()
             self.conditional.clear()
             self.body_bytes = 0
+            self.body_bytes_by_path.clear()
             self.versions.clear()
             self.max_in_flight = 0
 
