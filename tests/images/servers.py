@@ -69,13 +69,14 @@ class _Handler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         if kind == "img":
             self.send(200, png_bytes(name))
-        elif kind == "etag":  # strong ETag per version; If-None-Match with it -> 304
+        elif kind == "etag":  # strong ETag per version; If-None-Match with it -> 304; ?pad=N adds N bytes
             version = self.server.versions[name]
             tag = f'"{name}-v{version}"'
+            pad = self.path.partition("?pad=")[2]
             if tag in [t.strip() for t in (self.headers.get("If-None-Match") or "").split(",")]:
                 self.send(304, b"", ETag=tag)
             else:
-                self.send(200, png_bytes(f"{name}-v{version}"), ETag=tag)
+                self.send(200, png_bytes(f"{name}-v{version}", size=int(pad) if pad.isdigit() else 0), ETag=tag)
         elif kind == "lastmod":  # Last-Modified per version; If-Modified-Since not older -> 304
             version = self.server.versions[name]
             stamp = email.utils.formatdate(1_767_225_600 + 3600 * version, usegmt=True)
