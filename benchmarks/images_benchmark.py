@@ -40,8 +40,8 @@ def workspace(image_base: str, s3_endpoint: str, bucket: str, images: int, local
             {"name": "shell", "container": True, "template": "<html><body><table>{{ children }}</table></body></html>"},
             {"name": "picture", "fields": [{"variable": "image", "type": "image", "required": True}],
              "template": picture}]}],
-        "images": [{"id": f"img-{i}", "filename": f"picture {i}.png", "public_url": f"{image_base}/etag/p{i}.png?pad=50000"}
-                   for i in range(images)],
+        "images": [{"id": f"img-{i}", "filename": f"picture {i}.png",
+                    "public_url": f"{image_base}/etag/p{i}.png?pad=50000"} for i in range(images)],
         "cdn_connectors": [{"id": 1, "type": "s3", "bucket": bucket, "prefix": "img/", "region": "us-east-1",
                             "endpoint_url": s3_endpoint, "base_url": "https://cdn.example.com",
                             "credentials": "env:BENCH_CDN"}],

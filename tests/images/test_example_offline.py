@@ -52,8 +52,9 @@ def test_the_example_exports_offline_with_its_images_in_the_zip(store, tmp_path,
     parsed = load_bundle(read_bundle_file(bundle))
     import_bundle(store, parsed, base_dir=bundle.parent)
     email = parsed.emails[0]
+    profile = parsed.dynamic_content_profiles[0].id
     record = run_export(parsed.workspace.id, {
-        "email_id": email.id, "export_type": "html", "dynamic_content_profile_id": parsed.dynamic_content_profiles[0].id,
+        "email_id": email.id, "export_type": "html", "dynamic_content_profile_id": profile,
         "options": {"locales": list(email.locales), "image_mode": "include_in_zip"}})
     assert record.status == "completed", record.export_errors
     assert looked_up == []  # not one lookup of cdn.northwind.example (or anything else)
