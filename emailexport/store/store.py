@@ -14,6 +14,7 @@ from alembic.config import Config
 from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from emailexport.errors import NotFoundError
@@ -183,11 +184,17 @@ class Store:
                            sha256: str, content_type: str, file_size: int) -> None:
         """Remember what `url` served and its validators (insert or replace). Only the URL's hash and
         `shown` (its display form, without query string or userinfo) are stored: signed URLs carry
-        credentials."""
-        with self.session() as s:
-            s.merge(ImageFetchRow(url_hash=hashlib.sha256(url.encode()).hexdigest(), url=shown, etag=etag,
-                                  last_modified=last_modified, sha256=sha256, content_type=content_type,
-                                  file_size=file_size, fetched_at=datetime.now(UTC)))
+        credentials. Two exports recording the same URL at once both succeed (the later one wins)."""
+        for attempt in (1, 2):
+            try:
+                with self.session() as s:
+                    s.merge(ImageFetchRow(url_hash=hashlib.sha256(url.encode()).hexdigest(), url=shown, etag=etag,
+                                          last_modified=last_modified, sha256=sha256, content_type=content_type,
+                                          file_size=file_size, fetched_at=datetime.now(UTC)))
+                return
+            except IntegrityError:  # inserted by another export between merge's SELECT and INSERT
+                if attempt == 2:
+                    raise
 
     # -- API tokens -----------------------------------------------------------------------
 

@@ -242,3 +242,29 @@ def test_images_add_refuses_bad_files_and_adds_none(mini, tmp_path, monkeypatch,
     assert mini.list_documents(3, Image) == []
     code, _, err = _cli(monkeypatch, capsys, "images", "add", str(tmp_path / "good.png"), "--workspace", "99")
     assert code == 2 and "workspace 99 not found" in err
+
+
+def test_fetch_records_of_one_url_from_concurrent_exports_do_not_collide(store):
+    """Bulk exports of one email fetch the same URLs at once; every record call must succeed."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def record(n: int) -> None:
+        barrier.wait()
+        try:
+            store.record_image_fetch("https://cdn.example.com/a.png?sig=1", shown="https://cdn.example.com/a.png",
+                                     etag=f'"v{n}"', last_modified=None, sha256="0" * 64, content_type="image/png",
+                                     file_size=n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    row = store.image_fetch("https://cdn.example.com/a.png?sig=1")
+    assert row is not None and row.url == "https://cdn.example.com/a.png" and row.etag.startswith('"v')
