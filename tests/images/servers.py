@@ -77,6 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send(304, b"", ETag=tag)
             else:
                 self.send(200, png_bytes(f"{name}-v{version}", size=int(pad) if pad.isdigit() else 0), ETag=tag)
+        elif kind == "always304":  # a broken cache in front of the origin
+            self.send(304, b"")
         elif kind == "lastmod":  # Last-Modified per version; If-Modified-Since not older -> 304
             version = self.server.versions[name]
             stamp = email.utils.formatdate(1_767_225_600 + 3600 * version, usegmt=True)

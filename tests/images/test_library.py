@@ -22,6 +22,7 @@ from emailexport.models import Image
 from emailexport.runtime import open_storage
 from emailexport.storage import OutputStorage
 from tests.conftest import FIXTURES
+from tests.images.servers import png_bytes
 
 
 def picture(kind: str, size: tuple[int, int] = (40, 30), colour: tuple[int, int, int] = (200, 30, 60)) -> bytes:
@@ -268,3 +269,22 @@ def test_fetch_records_of_one_url_from_concurrent_exports_do_not_collide(store):
     assert errors == []
     row = store.image_fetch("https://cdn.example.com/a.png?sig=1")
     assert row is not None and row.url == "https://cdn.example.com/a.png" and row.etag.startswith('"v')
+
+
+def test_the_fetcher_sends_validators_and_treats_an_unasked_304_as_an_error(images):
+    from emailexport.images.fetch import FetchedImage, ImageFetcher, ImageFetchError, NotModified
+    from emailexport.images.settings import ImageSettings
+
+    fetcher = ImageFetcher(ImageSettings())
+    first = fetcher.fetch("a", images.url("/etag/a.png"))
+    assert isinstance(first, FetchedImage) and first.etag == '"a.png-v0"' and first.last_modified is None
+    again = fetcher.fetch_if_changed("a", images.url("/etag/a.png"), first.etag)
+    assert again == NotModified("a", '"a.png-v0"', None) and images.conditional["/etag/a.png"] == 1
+    dated = fetcher.fetch("b", images.url("/lastmod/b.png"))
+    assert dated.last_modified and isinstance(
+        fetcher.fetch_if_changed("b", images.url("/lastmod/b.png"), None, dated.last_modified), NotModified)
+    images.versions["b.png"] = 1
+    changed = fetcher.fetch_if_changed("b", images.url("/lastmod/b.png"), None, dated.last_modified)
+    assert isinstance(changed, FetchedImage) and changed.data == png_bytes("b.png-v1")
+    with pytest.raises(ImageFetchError, match="HTTP 304"):
+        fetcher.fetch("c", images.url("/always304/c.png"))  # no validators sent: a 304 is not an answer
