@@ -31,6 +31,13 @@ EXTERNAL = "https://external.example.net/ext.png"
 HERO, LOGO = png_bytes("hero-from-file"), png_bytes("logo-from-file")
 
 
+@pytest.fixture(autouse=True)
+def _patient_fetches(images, monkeypatch):
+    """These tests count requests and bytes, not slowness: on a loaded machine the images fixture's
+    1.2 s timeout turns a slow loopback answer into a retry or a failed image, so allow 10 s."""
+    monkeypatch.setenv("EMAILEXPORT_IMAGES_TIMEOUT_SECONDS", "10")
+
+
 def _run(store, locales, image_mode="include_in_zip", **kwargs):
     record = create_image_export(store, locales, image_mode, **kwargs)
     state = export_email(record.id, return_state=True)
