@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from emailexport.bundle_model import WorkspaceBundle
 from emailexport.errors import ValidationFailed
-from emailexport.models import NULL_BRANCH, Connector, Email, Instance
+from emailexport.models import NULL_BRANCH, Connector, Email, Image, Instance
 from emailexport.render.isolated import check_template, limits_from_settings
 from emailexport.render.tokens import TAG_RE
 from emailexport.settings import get_settings
+from emailexport.storage import OutputStorage
 from emailexport.store import DOCUMENT_KINDS, Store, document_id
 from emailexport.url_policy import url_problem
 
@@ -31,6 +32,7 @@ __all__ = ["ImportSummary", "check_bundle", "import_bundle", "load_bundle", "rea
 class ImportSummary:
     workspace_id: int
     counts: dict[str, int]
+    skipped_files: list[str] = field(default_factory=list)  # image files not read (no bundle folder)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -226,13 +228,64 @@ def _tags(b: WorkspaceBundle, at: str, text: str) -> Iterator[tuple[str, str]]:
             yield at, f"unknown personalization tag [[tag:{match.group(1)}]]"
 
 
-def import_bundle(store: Store, bundle: WorkspaceBundle) -> ImportSummary:
-    """Write every document of a checked bundle (insert or replace by id)."""
+def import_bundle(store: Store, bundle: WorkspaceBundle, *, base_dir: Path | None = None,
+                  storage: OutputStorage | None = None) -> ImportSummary:
+    """Write every document of a checked bundle (insert or replace by id).
+
+    Image files (`file:`) are read relative to `base_dir` (the bundle's folder), checked and stored in
+    `storage` (default: the configured output storage) before any document is written; one bad file
+    fails the import with every problem by path. Without a `base_dir` (a bundle parsed from memory)
+    an image's file cannot be read: an image that also has a public URL is imported as a URL image
+    (`ImportSummary.skipped_files` says so), one without is an error.
+    """
+    images, skipped = _library_images(bundle, base_dir, storage)
     store.put_organization(bundle.organization)
     store.put_workspace(bundle.workspace)
     counts = {}
     for section in DOCUMENT_KINDS:
-        documents = getattr(bundle, section)
+        documents = images if section == "images" else getattr(bundle, section)
         store.put_documents(bundle.workspace.id, documents)
         counts[section] = len(documents)
-    return ImportSummary(workspace_id=bundle.workspace.id, counts=counts)
+    return ImportSummary(workspace_id=bundle.workspace.id, counts=counts, skipped_files=skipped)
+
+
+def _library_images(bundle: WorkspaceBundle, base_dir: Path | None,
+                    storage: OutputStorage | None) -> tuple[list[Image], list[str]]:
+    """The bundle's images with their files read, checked and stored (hash, size, type recorded;
+    width and height from the file unless the bundle states them), and the files not read."""
+    with_files = [(i, image) for i, image in enumerate(bundle.images) if image.file is not None]
+    if not with_files:
+        return list(bundle.images), []
+    if base_dir is None:
+        problems = {f"images[{i}].file": ["an image file needs a bundle read from a folder (emailexport workspace "
+                                          "import FILE); this image has no public_url to fall back on"]
+                    for i, image in with_files if image.public_url is None}
+        if problems:
+            raise ValidationFailed(problems, "Invalid bundle")
+        return list(bundle.images), [str(image.file) for _, image in with_files]
+    from emailexport.images.library import ImageLibrary, LibraryImageError, inspect_image, read_bundle_image
+    from emailexport.images.settings import ImageSettings
+    from emailexport.runtime import open_storage
+
+    cap = ImageSettings().max_bytes
+    checked: dict[int, tuple[bytes, Any]] = {}
+    errors: dict[str, list[str]] = {}
+    for i, image in with_files:
+        try:
+            data = read_bundle_image(base_dir, str(image.file), cap)
+            checked[i] = (data, inspect_image(data, cap))
+        except LibraryImageError as exc:
+            errors.setdefault(f"images[{i}].file", []).append(f"{image.file}: {exc}")
+    if errors:
+        raise ValidationFailed(errors, "Invalid bundle")
+    library = ImageLibrary(storage or open_storage())
+    images = list(bundle.images)
+    for i, (data, info) in checked.items():
+        library.put(data, cap)
+        image = images[i]
+        images[i] = image.model_copy(update={
+            "sha256": info.sha256, "file_size": info.file_size, "content_type": info.content_type,
+            "width": image.width if image.width is not None else info.width,
+            "height": image.height if image.height is not None else info.height,
+        })
+    return images, []

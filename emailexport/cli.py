@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - older typer runs on click itself
 
 from emailexport.bundle import import_bundle, load_bundle, read_bundle_file
 from emailexport.errors import EmailExportError, NotFoundError, ValidationFailed
+from emailexport.images.cli import images_app
 from emailexport.models import ExportRecord
 from emailexport.runtime import open_store
 from emailexport.validation import validate_export_request
@@ -171,7 +172,7 @@ def workspace_import(file: Annotated[Path, typer.Argument(metavar="FILE",
                                                            help="bundle file (.yaml, .yml or .json)")]) -> None:
     """Import a workspace bundle (insert or replace every document by id)."""
     bundle = load_bundle(read_bundle_file(file))
-    summary = import_bundle(open_store(), bundle)
+    summary = import_bundle(open_store(), bundle, base_dir=file.resolve().parent)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.counts.items() if n)
     console.print(f"Imported workspace {summary.workspace_id} from {escape(str(file))}: {counts}")
 
@@ -413,19 +414,21 @@ def list_exports(
 
 @app.command("demo")
 def demo(bundle: Annotated[Path, typer.Option(help="workspace bundle to import")] = EXAMPLE_BUNDLE) -> None:
-    """Import the example workspace, then export its email as html and as json in all its locales."""
+    """Import the example workspace, then export its email as html and as json in all its locales, and
+    as html with its images in the zip (include_in_zip: opens offline with real images)."""
     from emailexport.bundle_model import WorkspaceBundle
 
     parsed: WorkspaceBundle = load_bundle(read_bundle_file(bundle))
-    import_bundle(open_store(), parsed)
+    import_bundle(open_store(), parsed, base_dir=bundle.resolve().parent)
     console.rule(f"Imported {escape(bundle.name)}: workspace {parsed.workspace.id}, {len(parsed.emails)} email(s)")
     email = parsed.emails[0]
     profile = parsed.dynamic_content_profiles[0].id if parsed.dynamic_content_profiles else None
     failed = False
-    for export_type in ("html", "json"):
-        console.rule(f"{export_type} export of {escape(repr(email.name))} ({', '.join(email.locales)})")
+    for export_type, image_mode in (("html", "use_cdn"), ("json", "use_cdn"), ("html", "include_in_zip")):
+        console.rule(f"{export_type} export of {escape(repr(email.name))} ({', '.join(email.locales)}), "
+                     f"images: {image_mode}")
         body = {"email_id": email.id, "export_type": export_type, "dynamic_content_profile_id": profile,
-                "options": {"locales": list(email.locales)}}
+                "options": {"locales": list(email.locales), "image_mode": image_mode}}
         record = run_export(parsed.workspace.id, body)
         print_record(record)
         failed = failed or record.status != "completed"
@@ -622,6 +625,8 @@ def main() -> None:
     use_embedded_prefect()
     app(prog_name="emailexport")
 
+
+app.add_typer(images_app, name="images")
 
 if __name__ == "__main__":
     main()

@@ -23,8 +23,8 @@ def _image_sizes(inp: LocaleRenderInput) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for image in inp.images.values():
         if image.file_size is not None:
-            sizes[image.public_url] = image.file_size
-            rewritten = inp.image_urls.get(image.public_url)
+            sizes[image.ref_url] = image.file_size
+            rewritten = inp.image_urls.get(image.ref_url)
             if rewritten:
                 sizes[rewritten] = image.file_size
     return sizes

@@ -1,5 +1,6 @@
-"""Stage 2, images (before rendering): the library images an export uses -> fetched once each,
-put in the zip or uploaded to the CDN connector, and the URL each locale's references become.
+"""Stage 2, images (before rendering): the library images an export uses -> their bytes once each
+(the library's stored copy when it has one, never fetched; else a conditional fetch of the public
+URL), put in the zip or uploaded to the CDN connector, and the URL each locale's references become.
 
 Runs before rendering because URLs are rewritten inside the transform stage, while ESP tokens are
 still placeholders (docs/domain.md step 7); the images a locale uses are known from its content.
@@ -20,12 +21,15 @@ from pydantic import BaseModel
 
 from connectors.cdn import CdnUploader, UploadResult, open_cdn
 from emailexport.errors import EmailExportError
+from emailexport.images.cache import fetch_with_cache
 from emailexport.images.fetch import FetchedImage, ImageFetcher, display_url
+from emailexport.images.library import ImageLibrary, LibraryImageError
 from emailexport.images.naming import zip_entry
 from emailexport.images.settings import ImageSettings
 from emailexport.models import CdnConnector, Image
 from emailexport.render import LocaleRenderInput
 from emailexport.render.result import LocaleRender
+from emailexport.runtime import open_storage, open_store
 from emailexport.secrets import resolve_credentials
 from tasks.load import ExportJob
 from tasks.retry import retry_only_transient
@@ -39,9 +43,10 @@ class ImageOutcome(BaseModel):
 
     image_id: str
     filename: str
-    source: str  # display form of the public URL: no query string or userinfo
+    source: str  # display form of the public URL (no query string or userinfo), or "library file <file>"
     locales: list[str]
     status: Literal["kept", "placed", "failed"]
+    origin: Literal["library", "downloaded", "not_modified"] | None = None  # where the bytes came from
     zip_entry: str | None = None
     cdn_url: str | None = None
     uploaded: bool | None = None  # False: the CDN already had it
@@ -97,9 +102,30 @@ def plan_images(job: ExportJob) -> dict[str, list[str]]:
 
 @task(name="fetch-image", task_run_name="fetch-image-{image.id}", cache_policy=NO_CACHE)
 def fetch_image(image: Image) -> FetchedImage:
-    """A library image -> its verified bytes. No Prefect retries: the fetcher retries transient
-    failures itself, because honouring Retry-After and jittering each delay need the response."""
-    return ImageFetcher(ImageSettings()).fetch(image.id, image.public_url)
+    """A library image -> its verified bytes: the library's stored copy (read back, hash checked; no
+    request at all) when it has one, else its public URL fetched conditionally (a 304 reuses the
+    bytes of the last fetch). No Prefect retries: the fetcher retries transient failures itself,
+    because honouring Retry-After and jittering each delay need the response."""
+    library = ImageLibrary(open_storage())
+    if image.sha256 is not None:
+        data = library.get(image.sha256, image.content_type)
+        return FetchedImage(image_id=image.id, data=data, content_type=image.content_type, sha256=image.sha256,
+                            origin="library")
+    if image.public_url is None:
+        raise LibraryImageError(f"image {image.id}: its file {image.file} was never imported into the library "
+                                "(import the bundle from its folder, or `emailexport images add` the file)")
+    return fetch_with_cache(ImageFetcher(ImageSettings()), open_store(), library, image.id, image.public_url)
+
+
+def _no_public_url(image_id: str) -> str:
+    return (f"image {image_id} has stored bytes only and no public URL, which use_cdn links to: export with "
+            "image_mode include_in_zip or use_cdn_connector, or set a public_url on the image")
+
+
+def _source(image: Image) -> str:
+    if image.public_url is not None:
+        return display_url(image.public_url)
+    return f"library file {image.file or (image.sha256 or '')[:16]}"
 
 
 @task(name="upload-image", task_run_name="upload-image-{fetched.image_id}", cache_policy=NO_CACHE,
@@ -147,7 +173,10 @@ def place_images(job: ExportJob) -> PlacedImages:
         image = next(inp.images[image_id] for inp in job.inputs.values() if image_id in inp.images)
         placed.images[image_id] = image
         placed.outcomes[image_id] = ImageOutcome(image_id=image_id, filename=image.filename, locales=locales,
-                                                 source=display_url(image.public_url), status="kept")
+                                                 source=_source(image), status="kept")
+        if mode == "use_cdn" and image.public_url is None:
+            placed.outcomes[image_id] = placed.outcomes[image_id].model_copy(
+                update={"status": "failed", "error": _no_public_url(image_id)})
     if mode == "use_cdn" or not placed.images:
         return placed
     ids = list(placed.images)
@@ -175,6 +204,8 @@ def _place(placed: PlacedImages, ids: list[str], session: str | None, cdn_proble
             placed.outcomes[image_id] = outcome.model_copy(update={"status": "failed", "error": error})
             continue
         fetched: FetchedImage = future.result()
+        outcome = outcome.model_copy(update={"origin": fetched.origin})
+        placed.outcomes[image_id] = outcome
         if mode == "include_in_zip":
             placed.data[image_id] = fetched.data
             entry = zip_entry(fetched.sha256, outcome.filename, fetched.extension)
@@ -200,7 +231,7 @@ def with_image_urls(inputs: dict[str, LocaleRenderInput], placed: PlacedImages) 
     """Each locale's input with `image_urls`: public_url -> new URL, for the placed images it uses."""
     updated = {}
     for locale, inp in inputs.items():
-        urls = {image.public_url: url for image_id, image in inp.images.items()
+        urls = {image.ref_url: url for image_id, image in inp.images.items()
                 if (url := placed.url_of(image_id)) is not None}
         updated[locale] = inp.model_copy(update={"image_urls": urls}) if urls else inp
     return updated

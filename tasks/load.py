@@ -68,7 +68,7 @@ def _literal_images(library: list[Image], texts: list[str]) -> set[str]:
     """Ids of library images whose public_url is written literally in `texts` (templates, code
     values): they are used as surely as an image field, so they are fetched and rewritten too."""
     blob = "\n".join(texts)
-    return {image.id for image in library if image.public_url in blob}
+    return {image.id for image in library if image.public_url and image.public_url in blob}
 
 
 def build_job(store: Store, record: ExportRecord) -> ExportJob:

@@ -136,8 +136,8 @@ def _library_images_in(html: str, inp: LocaleRenderInput) -> set[str]:
     (templates and code values may name a library image without an image field)."""
     by_url: dict[str, str] = {}
     for image_id, image in inp.images.items():
-        by_url[image.public_url] = image_id
-        if image.public_url in inp.image_urls:
-            by_url[inp.image_urls[image.public_url]] = image_id
+        by_url[image.ref_url] = image_id
+        if image.ref_url in inp.image_urls:
+            by_url[inp.image_urls[image.ref_url]] = image_id
     return {by_url[url] for url in collect_image_urls(html) if url in by_url}
 

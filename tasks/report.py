@@ -62,6 +62,9 @@ def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], 
             where = o.error or o.zip_entry or o.cdn_url or o.source
             if o.uploaded is not None:
                 where += " (uploaded)" if o.uploaded else " (already on the CDN)"
+            if o.origin is not None and o.status == "placed":
+                where += {"library": "; the library's copy", "downloaded": "; downloaded",
+                          "not_modified": "; unchanged (304), stored copy"}[o.origin]
             lines.append(f"| {_cell(o.image_id)} | {_cell(o.filename)} | {_cell(o.source)} | {', '.join(o.locales)} "
                          f"| {o.status} | {_cell(where)} |")
     return "\n".join(lines)

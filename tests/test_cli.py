@@ -57,8 +57,9 @@ def test_demo_imports_the_example_and_exports_html_and_json(store, monkeypatch, 
     code, out, _ = _cli(monkeypatch, capsys, "demo")
     assert code == 0, out
     records, total = store.list_exports(1)
-    assert total == 2 and {r.export_type for r in records} == {"html", "json"}
-    assert all(r.status == "completed" and len(r.results) == 6 for r in records)
+    assert total == 3 and {(r.export_type, r.options.image_mode) for r in records} == {
+        ("html", "use_cdn"), ("json", "use_cdn"), ("html", "include_in_zip")}
+    assert all(r.status == "completed" and len(r.results) == 6 for r in records), [r.export_errors for r in records]
     assert "zip:" in out and "json:" in out
 
 

@@ -12,6 +12,9 @@
   connect/read timeouts, so a server trickling bytes cannot hold a worker.
 - The declared content type must be image/* and the magic bytes PNG, JPEG, GIF or WebP. SVG is
   refused: it can carry script and external references, and most email clients do not show it.
+- Conditional fetches (`fetch_if_changed`) send the last fetch's `If-None-Match` /
+  `If-Modified-Since` on every hop; a 304 is `NotModified` and downloads no body. A 304 to a request
+  without validators is an error, like any other unexpected status.
 - Timeouts, connection errors, 429 (honouring Retry-After) and 5xx are retried with exponential
   backoff and jitter; anything else fails the image at once. Errors name the image id and its URL
   without query string or userinfo (signed URLs carry credentials there).
@@ -37,7 +40,7 @@ from emailexport.errors import TerminalError, TransientError
 from emailexport.images.naming import EXTENSIONS
 from emailexport.images.settings import ImageSettings
 
-__all__ = ["FetchedImage", "ImageFetchError", "ImageFetcher", "display_url", "sniff_image_type"]
+__all__ = ["FetchedImage", "ImageFetchError", "ImageFetcher", "NotModified", "display_url", "sniff_image_type"]
 
 _METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
@@ -70,10 +73,22 @@ class FetchedImage:
     data: bytes
     content_type: str  # from the magic bytes
     sha256: str
+    etag: str | None = None  # the response's validators, for a conditional fetch next time
+    last_modified: str | None = None
+    origin: str = "downloaded"  # or "not_modified" (a 304: stored bytes), "library" (the library's copy)
 
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.content_type]
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """A conditional fetch answered 304: the bytes of the last fetch are still current."""
+
+    image_id: str
+    etag: str | None  # as the 304 restated them (a server may refresh them), else as sent
+    last_modified: str | None
 
 
 def display_url(url: str) -> str:
@@ -143,12 +158,21 @@ class ImageFetcher:
         self.attempts = 0  # made so far, all images: what the benchmark counts
 
     def fetch(self, image_id: str, url: str) -> FetchedImage:
+        result = self.fetch_if_changed(image_id, url)
+        assert isinstance(result, FetchedImage)  # no validators sent: a 304 is refused, not returned
+        return result
+
+    def fetch_if_changed(self, image_id: str, url: str, etag: str | None = None,
+                         last_modified: str | None = None) -> FetchedImage | NotModified:
+        """A conditional GET (`If-None-Match` / `If-Modified-Since` from the last fetch's validators):
+        `NotModified` on 304, else the verified bytes. Without validators it is a plain GET."""
+        conditions = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", last_modified)) if v}
         label = f"image {image_id} ({display_url(url)})"
         attempts = self.settings.retry_attempts
         with _semaphore(self.settings.max_concurrent_fetches):
             for attempt in range(1, attempts + 1):
                 try:
-                    return self._attempt(image_id, url)
+                    return self._attempt(image_id, url, conditions)
                 except _Retry as exc:
                     if attempt == attempts:
                         raise TransientError(f"{label}: {exc.reason} (gave up after {attempts} attempts)") from None
@@ -164,7 +188,7 @@ class ImageFetcher:
         # Jitter spreads retries of many exports hitting the same failing host.
         return min(base * (1 + random.random() * 0.25), self.settings.retry_max_delay_seconds)
 
-    def _attempt(self, image_id: str, url: str) -> FetchedImage:
+    def _attempt(self, image_id: str, url: str, conditions: dict[str, str]) -> FetchedImage | NotModified:
         self.attempts += 1
         deadline = time.monotonic() + self.settings.timeout_seconds
         timeout = httpx.Timeout(self.settings.timeout_seconds)
@@ -173,7 +197,7 @@ class ImageFetcher:
             for hop in range(self.settings.max_redirects + 1):
                 where = "" if hop == 0 else f"redirect to {display_url(current)}: "
                 try:
-                    result = self._get(client, current, deadline, where)
+                    result = self._get(client, current, deadline, where, conditions)
                 except httpx.TimeoutException:
                     raise _Retry(f"{where}timed out after {self.settings.timeout_seconds:g} s") from None
                 except httpx.TransportError as exc:
@@ -181,11 +205,16 @@ class ImageFetcher:
                 if isinstance(result, str):
                     current = result
                     continue
+                if result[0] == "":  # 304 (only possible when validators were sent)
+                    return NotModified(image_id, result[2].get("etag") or conditions.get("If-None-Match"),
+                                       result[2].get("last-modified") or conditions.get("If-Modified-Since"))
                 return _verified(image_id, *result, where)
         raise ImageFetchError(f"more than {self.settings.max_redirects} redirect(s)")
 
-    def _get(self, client: httpx.Client, url: str, deadline: float, where: str) -> str | tuple[str, bytes]:
-        """One hop: the next URL of a redirect, or (declared content type, body)."""
+    def _get(self, client: httpx.Client, url: str, deadline: float, where: str,
+             conditions: dict[str, str]) -> str | tuple[str, bytes, dict[str, str]]:
+        """One hop: the next URL of a redirect, or (declared content type, body, validators); a 304 is
+        ("", b"", validators)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ImageFetchError(f"{where}only http(s) URLs are fetched")
@@ -196,7 +225,7 @@ class ImageFetcher:
         for address in addresses:  # in resolver order; an address that refuses the connection is skipped
             request = client.build_request(
                 "GET", httpx.URL(url).copy_with(host=address),
-                headers={"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*"},
+                headers={"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*", **conditions},
                 extensions={"sni_hostname": host},
             )
             try:
@@ -205,7 +234,7 @@ class ImageFetcher:
                 last = exc
                 continue
             try:
-                return self._read(response, url, deadline, where)
+                return self._read(response, url, deadline, where, bool(conditions))
             finally:
                 response.close()
         assert last is not None
@@ -223,10 +252,14 @@ class ImageFetcher:
                 raise ImageFetchError(f"{where}refused: {host} resolves to {address}, {reason}{hint}")
         return addresses
 
-    def _read(self, response: httpx.Response, url: str, deadline: float, where: str) -> str | tuple[str, bytes]:
+    def _read(self, response: httpx.Response, url: str, deadline: float, where: str,
+              conditional: bool) -> str | tuple[str, bytes, dict[str, str]]:
         status = response.status_code
+        validators = {k: response.headers[k] for k in ("etag", "last-modified") if response.headers.get(k)}
         if status in _REDIRECTS and response.headers.get("location"):
             return urljoin(url, response.headers["location"])
+        if status == 304 and conditional:
+            return "", b"", validators
         if status == 429 or status >= 500:
             raise _Retry(f"{where}HTTP {status}", _retry_after(response.headers.get("retry-after")))
         if status != 200:
@@ -245,16 +278,17 @@ class ImageFetcher:
                 raise ImageFetchError(f"{where}more than the {cap:,} byte limit")
             if time.monotonic() > deadline:
                 raise _Retry(f"{where}timed out after {self.settings.timeout_seconds:g} s")
-        return declared, bytes(body)
+        return declared, bytes(body), validators
 
 
-def _verified(image_id: str, declared: str, data: bytes, where: str) -> FetchedImage:
+def _verified(image_id: str, declared: str, data: bytes, validators: dict[str, str], where: str) -> FetchedImage:
     if declared == "image/svg+xml":
         raise ImageFetchError(f"{where}SVG images are not supported (they can carry scripts)")
     sniffed = sniff_image_type(data)
     if sniffed is None:
         raise ImageFetchError(f"{where}served as {declared}, but the content is not a PNG, JPEG, GIF or WebP image")
-    return FetchedImage(image_id=image_id, data=data, content_type=sniffed, sha256=hashlib.sha256(data).hexdigest())
+    return FetchedImage(image_id=image_id, data=data, content_type=sniffed, sha256=hashlib.sha256(data).hexdigest(),
+                        etag=validators.get("etag"), last_modified=validators.get("last-modified"))
 
 
 def _retry_after(value: str | None) -> float | None:

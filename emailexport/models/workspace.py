@@ -198,14 +198,33 @@ class LinkTrackingProfile(_Model):
 
 
 class Image(_Model):
+    """A library image: a public URL, stored bytes (`file` in a bundle -> `sha256` once imported), or
+    both. Stored bytes are what `include_in_zip` and `use_cdn_connector` use; `use_cdn` needs the URL."""
+
     id: str = Field(min_length=1)
     name: str = ""
     filename: str
-    public_url: str = Field(pattern=r"^https?://")
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    # (added) a bundle's image file, relative to the bundle's folder; kept after import as provenance.
+    file: str | None = None
+    # (added) content hash of the library's stored copy (set by import / `images add`, never by hand).
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     width: int | None = None
     height: int | None = None
     content_type: str = "image/png"
     file_size: int | None = None
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> Image:
+        if self.public_url is None and self.file is None and self.sha256 is None:
+            raise ValueError("an image needs a public_url, a file, or both")
+        return self
+
+    @property
+    def ref_url(self) -> str:
+        """The URL rendered for this image before an export places it: its public URL, or for an image
+        with stored bytes only a placeholder that placing rewrites (or that fails the locale)."""
+        return self.public_url or f"emailexport-library:{self.id}"
 
 
 class Connector(_Model):

@@ -124,7 +124,7 @@ def _image(value: Any, images: dict[str, Image]) -> ImageValue:
         image = images.get(str(value["image_id"]))
         if image is None:
             raise ValueError(f"image {value['image_id']} is not in the workspace's image library")
-        return ImageValue(url=image.public_url, width=image.width, height=image.height,
+        return ImageValue(url=image.ref_url, width=image.width, height=image.height,
                           alt=str(value.get("alt") or ""), image_id=image.id)
     if isinstance(value, dict) and "url" in value:
         url = str(value["url"])

@@ -15,6 +15,7 @@ from alembic.config import Config
 from pydantic import BaseModel
 from sqlalchemy import Engine, and_, create_engine, event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from emailexport.errors import NotFoundError
@@ -38,7 +39,7 @@ from emailexport.models import (
     Workspace,
     utcnow,
 )
-from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, OrganizationRow, WorkspaceRow
+from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, ImageFetchRow, OrganizationRow, WorkspaceRow
 
 __all__ = ["DOCUMENT_KINDS", "Store", "TokenInfo", "document_id", "hash_token"]
 
@@ -191,6 +192,37 @@ class Store:
                 select(DocumentRow).where(DocumentRow.workspace_id == workspace_id, DocumentRow.kind == _KIND_OF[model])
             )
             return sorted((model.model_validate(r.document) for r in rows), key=document_id)
+
+    def workspace_ids(self) -> list[int]:
+        """Every workspace's id, ascending."""
+        with self.session() as s:
+            return list(s.scalars(select(WorkspaceRow.id).order_by(WorkspaceRow.id)))
+
+    # -- image fetches (conditional re-fetch of URL images) -------------------------------
+
+    def image_fetch(self, url: str) -> ImageFetchRow | None:
+        """The last recorded fetch of `url`, or None."""
+        with self.session() as s:
+            row = s.get(ImageFetchRow, hashlib.sha256(url.encode()).hexdigest())
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    def record_image_fetch(self, url: str, *, shown: str, etag: str | None, last_modified: str | None,
+                           sha256: str, content_type: str, file_size: int) -> None:
+        """Remember what `url` served and its validators (insert or replace). Only the URL's hash and
+        `shown` (its display form, without query string or userinfo) are stored: signed URLs carry
+        credentials. Two exports recording the same URL at once both succeed (the later one wins)."""
+        for attempt in (1, 2):
+            try:
+                with self.session() as s:
+                    s.merge(ImageFetchRow(url_hash=hashlib.sha256(url.encode()).hexdigest(), url=shown, etag=etag,
+                                          last_modified=last_modified, sha256=sha256, content_type=content_type,
+                                          file_size=file_size, fetched_at=datetime.now(UTC)))
+                return
+            except IntegrityError:  # inserted by another export between merge's SELECT and INSERT
+                if attempt == 2:
+                    raise
 
     # -- API tokens -----------------------------------------------------------------------
 

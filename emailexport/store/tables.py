@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiTokenRow", "Base", "DocumentRow", "ExportRow", "OrganizationRow", "WorkspaceRow"]
+__all__ = ["ApiTokenRow", "Base", "DocumentRow", "ExportRow", "ImageFetchRow", "OrganizationRow", "WorkspaceRow"]
 
 
 class Base(DeclarativeBase):
@@ -89,3 +89,19 @@ class ExportRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImageFetchRow(Base):
+    """The last fetch of one image URL (keyed by the URL's SHA-256: URLs can be long): what it served
+    and the validators to ask "changed since?" with. The bytes are in the output storage by hash."""
+
+    __tablename__ = "image_fetches"
+
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)  # display form only (no query string, no userinfo)
+    etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    file_size: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,8 +1,10 @@
-"""Real servers on loopback for the image tests: an image server with failure injection, and
-moto's S3 server with a request log (to count PUTs)."""
+"""Real servers on loopback for the image tests: an image server with failure injection and
+validators (ETag / Last-Modified routes that answer conditional requests with 304, counting requests,
+conditional requests and body bytes), and moto's S3 server with a request log (to count PUTs)."""
 
 from __future__ import annotations
 
+import email.utils
 import threading
 import time
 import zlib
@@ -38,10 +40,12 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.hits[self.path] += 1
             count = srv.hits[self.path]
+            if self.headers.get("If-None-Match") or self.headers.get("If-Modified-Since"):
+                srv.conditional[self.path] += 1
             srv.in_flight += held
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
-            self.route(kind, self.path.rsplit("/", 1)[-1], count)
+            self.route(kind, self.path.split("?")[0].rsplit("/", 1)[-1], count)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up on purpose (size cap, timeout)
         finally:
@@ -54,13 +58,35 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name.replace("_", "-"), value)
         self.end_headers()  # no Content-Length: the body ends when the connection closes (HTTP/1.0)
-        self.wfile.write(body)
+        if status != 304:
+            with self.server.lock:
+                self.server.body_bytes += len(body)
+                self.server.body_bytes_by_path[self.path] += len(body)
+            self.wfile.write(body)
 
     def route(self, kind: str, name: str, count: int) -> None:
         base = f"http://{self.headers['Host']}"
         port = self.server.server_address[1]
         if kind == "img":
             self.send(200, png_bytes(name))
+        elif kind == "etag":  # strong ETag per version; If-None-Match with it -> 304; ?pad=N adds N bytes
+            version = self.server.versions[name]
+            tag = f'"{name}-v{version}"'
+            pad = self.path.partition("?pad=")[2]
+            if tag in [t.strip() for t in (self.headers.get("If-None-Match") or "").split(",")]:
+                self.send(304, b"", ETag=tag)
+            else:
+                self.send(200, png_bytes(f"{name}-v{version}", size=int(pad) if pad.isdigit() else 0), ETag=tag)
+        elif kind == "always304":  # a broken cache in front of the origin
+            self.send(304, b"")
+        elif kind == "lastmod":  # Last-Modified per version; If-Modified-Since not older -> 304
+            version = self.server.versions[name]
+            stamp = email.utils.formatdate(1_767_225_600 + 3600 * version, usegmt=True)
+            since = self.headers.get("If-Modified-Since")
+            if since and email.utils.parsedate_to_datetime(since) >= email.utils.parsedate_to_datetime(stamp):
+                self.send(304, b"", Last_Modified=stamp)
+            else:
+                self.send(200, png_bytes(f"{name}-v{version}"), Last_Modified=stamp)
         elif kind == "hold":  # slow enough for fetches to overlap
             time.sleep(0.15)
             self.send(200, png_bytes(name))
@@ -102,6 +128,10 @@ class ImageServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.hits: Counter[str] = Counter()
+        self.conditional: Counter[str] = Counter()  # requests that carried If-None-Match / If-Modified-Since
+        self.body_bytes = 0  # response body bytes sent (304s send none)
+        self.body_bytes_by_path: Counter[str] = Counter()
+        self.versions: Counter[str] = Counter()  # bump to change what /etag/<name>, /lastmod/<name> serve
         self.in_flight = 0
         self.max_in_flight = 0
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -116,6 +146,10 @@ class ImageServer(ThreadingHTTPServer):
     def reset(self) -> None:
         with self.lock:
             self.hits.clear()
+            self.conditional.clear()
+            self.body_bytes = 0
+            self.body_bytes_by_path.clear()
+            self.versions.clear()
             self.max_in_flight = 0
 
 
