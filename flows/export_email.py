@@ -26,8 +26,9 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from emailexport.errors import EmailExportError, ValidationFailed
+from emailexport.images.library import ImageLibrary
 from emailexport.render.result import LocaleRender
-from emailexport.runtime import open_store
+from emailexport.runtime import open_storage, open_store
 from emailexport.settings import get_settings
 from tasks.checks import check_locales
 from tasks.images import apply_image_errors, place_images, with_image_urls
@@ -190,7 +191,8 @@ def export_email(export_id: int) -> State:
         zip_images = placed.zip_files(list(renders.values()))
         previews: dict[str, bytes] | None = None
         if job.record.options.previews and export_type in ("html", "pdf"):
-            shots = build_previews(job.email.name, inputs, renders, image_resources(placed.browser_files(renders)))
+            files = placed.browser_files(ImageLibrary(open_storage()))
+            shots = build_previews(job.email.name, inputs, renders, image_resources(files))
             previews, renders = shots.files, _with_warnings(renders, shots.warnings)
             logger.info("Export %s: %d preview file(s) in %.1f s", export_id, len(previews), shots.seconds)
         if export_type == "pdf":

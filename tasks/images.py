@@ -72,8 +72,10 @@ class PlacedImages:
             return ("../" if self.export_type == "html" else "") + outcome.zip_entry
         return outcome.cdn_url
 
-    def browser_files(self, renders: dict[str, LocaleRender]) -> dict[str, bytes]:
-        """What a preview page may load: every fetched image by its zip entry, CDN URL and public URL."""
+    def browser_files(self, library: ImageLibrary | None = None) -> dict[str, bytes]:
+        """What a preview page may load: every placed image by its zip entry, CDN URL and public URL,
+        and (use_cdn) library images with stored bytes by their public URL, read from `library`:
+        a preview never fetches."""
         files: dict[str, bytes] = {}
         for image_id, data in self.data.items():
             outcome = self.outcomes.get(image_id)
@@ -82,6 +84,13 @@ class PlacedImages:
                         image.public_url if image else None):
                 if key:
                     files[key] = data
+        for image_id, image in self.images.items():
+            if library is None or image_id in self.data or not image.sha256 or not image.public_url:
+                continue
+            try:
+                files[image.public_url] = library.get(image.sha256, image.content_type)
+            except LibraryImageError:
+                continue  # the preview shows the alt text; the export reports the image itself
         return files
 
     def zip_files(self, renders: list[LocaleRender]) -> dict[str, bytes]:
