@@ -47,11 +47,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from emailexport.errors import TerminalError, TransientError
 
 __all__ = [
+    "METADATA_ADDRESSES",
     "EgressBackend",
     "EgressPolicy",
     "EgressRefused",
     "EgressSettings",
-    "METADATA_ADDRESSES",
     "deadline",
     "egress_transport",
     "refusal",

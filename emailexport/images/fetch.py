@@ -34,7 +34,15 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from emailexport.egress import METADATA, EgressRefused, ResolveFailed, deadline, egress_transport, refusal, system_resolver
+from emailexport.egress import (
+    METADATA,
+    EgressRefused,
+    ResolveFailed,
+    deadline,
+    egress_transport,
+    refusal,
+    system_resolver,
+)
 from emailexport.errors import TerminalError, TransientError
 from emailexport.images.naming import EXTENSIONS
 from emailexport.images.settings import ImageSettings
