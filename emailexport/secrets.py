@@ -27,7 +27,7 @@ from typing import Any
 
 from emailexport.errors import TerminalError
 
-__all__ = ["CredentialsError", "excerpt", "redact", "register_secret", "resolve_credentials"]
+__all__ = ["CredentialsError", "excerpt", "redact", "redact_registered", "register_secret", "resolve_credentials"]
 
 MIN_PIECE = 8  # pieces of a secret this long or longer are redacted wherever they appear
 EXCERPT_CHARS = 200
@@ -108,6 +108,21 @@ def register_secret(*values: str) -> None:
 def registered_secrets() -> frozenset[str]:
     with _REGISTRY_LOCK:
         return frozenset(_REGISTERED)
+
+
+def redact_registered(value: Any) -> Any:
+    """`value` (a string, or lists/dicts of them) with every registered secret redacted: the last
+    guard before messages are written to a record."""
+    secrets = registered_secrets()
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list | tuple):
+        return [redact_registered(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_registered(v) for k, v in value.items()}
+    return value
 
 
 def _install_log_redaction() -> None:

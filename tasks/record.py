@@ -12,6 +12,7 @@ from emailexport.errors import TerminalError
 from emailexport.models import ExportMetadata, ExportRecord, LocaleOutcome
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
+from emailexport.secrets import redact_registered
 from emailexport.store import Store
 from tasks.package import Outputs
 from tasks.push import PushOutcome
@@ -91,7 +92,10 @@ def record_result(
 ) -> ExportRecord:
     """Write the final state of the export to its record and return it. Only an in_progress record is
     written (`Store.finish_export`): one the reconciler already failed stays failed."""
-    return open_store().finish_export(record.id, **final_fields(record, renders, base_errors, outputs, pushed))
+    fields = final_fields(record, renders, base_errors, outputs, pushed)
+    for name in ("export_errors", "warnings"):  # no form of a credential of this process reaches the record
+        fields[name] = redact_registered(fields[name])
+    return open_store().finish_export(record.id, **fields)
 
 
 class RecordEnded(TerminalError):

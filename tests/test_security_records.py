@@ -66,3 +66,18 @@ def test_finishing_an_export_does_not_overwrite_a_terminal_state(with_brevo):  #
     assert with_brevo.finish_export(second.id, status="completed").status == "completed"
     assert with_brevo.fail_if_in_progress(second.id, LOST).status == "completed"
     assert with_brevo.require_export(second.id).status == "completed"
+
+
+def test_the_final_record_write_redacts_every_secret_of_the_process(with_brevo):  # noqa: F811
+    from emailexport.secrets import register_secret
+    from emailexport.validation import validate_export_request
+    from tasks.record import record_result
+
+    secret = "sk-final-write-0123456789ABCDEF"
+    register_secret(secret)
+    checked = validate_export_request(with_brevo, 3, {"email_id": 1, "export_type": "html",
+                                                      "options": {"locales": ["en-US"]}})
+    record = with_brevo.create_export(workspace=checked.workspace, email=checked.email, export_type="html",
+                                      options=checked.request.options)
+    stored = record_result.fn(record, {}, [f"vendor echoed {secret.lower()[:20]} back"], None)
+    assert stored.status == "failed" and stored.export_errors["base"] == ["vendor echoed *** back"]
