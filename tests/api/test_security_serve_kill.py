@@ -38,7 +38,13 @@ def served_pdf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                                     "--prefect-port", "0"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + SERVE_STARTUP
     while "Prefect UI:" not in output.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, output.read_text()
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.send_signal(signal.SIGINT)  # a serve that did not start must not outlive the test
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            pytest.fail(f"serve did not start: {output.read_text()}")
         time.sleep(0.3)
     mini = yaml.safe_load((ROOT / "tests" / "fixtures" / "mini.yaml").read_text(encoding="utf-8"))
     mini["emails"].append({**mini["emails"][0], "id": 2, "name": "Long PDF", "design_system_id": 2})
