@@ -61,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="images-bench-"))
     os.environ.update({"EMAILEXPORT_DATA_DIR": str(data_dir), "EMAILEXPORT_IMAGES_ALLOWED_HOSTS": "localhost",
+                       "EMAILEXPORT_EGRESS_ALLOWED_HOSTS": "127.0.0.1,localhost",  # moto S3 on loopback
                        "BENCH_CDN": '{"key": "bench", "secret": "bench"}', "AWS_ACCESS_KEY_ID": "bench",
                        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
                        "PREFECT_LOCAL_STORAGE_PATH": str(data_dir / "prefect")})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from emailexport.errors import EmailExportError, TerminalError, TransientError
+from emailexport.secrets import redact as _redact
 
 __all__ = [
     "AmbiguousCreateError",
@@ -81,7 +82,6 @@ class ConnectorNotFoundError(TerminalConnectorError):
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value (of 4+ characters) replaced by `***`."""
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    """`text` with every form of a secret replaced by `***` (`emailexport.secrets.redact`: any
+    8+ character piece of it, in any case)."""
+    return _redact(text, secrets)

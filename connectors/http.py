@@ -5,6 +5,13 @@ honours the vendor's rate-limit signals (Retry-After, or the reset header a vend
 by waiting, retries what is safe to retry with exponential backoff and jitter, bounds the number
 of requests in flight, and never lets a credential into a message or a log line.
 
+Every request passes the shared address policy (`emailexport.egress`: the vendor's host is
+resolved once, loopback/private/link-local/metadata addresses are refused unless the operator
+allow-lists the host in `EMAILEXPORT_EGRESS_ALLOWED_HOSTS`, and the connection is pinned to the
+checked address), and each attempt has a total deadline (`timeout`) covering connect, headers and
+body, so a vendor (or anything posing as one) trickling bytes cannot hold an export. A vendor's
+error body reaches messages only as a short, cleaned, redacted excerpt (`excerpt`), never whole.
+
 A create (a POST that makes a resource) is never blindly retried: if its answer is lost (a
 timeout after the request was sent, a dropped connection, a 5xx), it raises
 `AmbiguousCreateError` and the shared push decides (look the resource up by its marker first,
@@ -35,6 +42,8 @@ from connectors.errors import (
     VendorValidationError,
     redact,
 )
+from emailexport.egress import EgressPolicy, EgressRefused, ResolveFailed, deadline, egress_transport
+from emailexport.secrets import excerpt, register_secret
 
 __all__ = ["VendorHttp", "error_body", "retry_after_seconds"]
 
@@ -105,11 +114,19 @@ class VendorHttp:
         error_message: Callable[[httpx.Response], str] = _vendor_message,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: EgressPolicy | None = None,
     ) -> None:
+        """`timeout` bounds each socket operation and, in total, each attempt. `transport` replaces
+        the network layer (tests with a mock transport): the address policy applies to the real
+        network only, which is the only one workspace data can reach."""
         self.vendor = vendor
         self._secrets = [s for s in secrets if s]
+        register_secret(*self._secrets)  # and out of every log record of the process
+        self._timeout = timeout
+        if transport is None:
+            transport = egress_transport(policy or EgressPolicy.from_environment())
         self._client = httpx.Client(base_url=base_url, headers=dict(headers or {}), timeout=timeout,
-                                    transport=transport, follow_redirects=False)
+                                    transport=transport, follow_redirects=False, trust_env=False)
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._max_attempts = max_attempts
         self._max_rate_limit_waits = max_rate_limit_waits
@@ -127,9 +144,18 @@ class VendorHttp:
         if secret:
             self._secrets.append(value)
             self._secrets.append(value.split(" ", 1)[-1])
+            register_secret(value, value.split(" ", 1)[-1])
 
     def _fail(self, text: str) -> str:
         return redact(f"{self.vendor}: {text}", self._secrets)
+
+    def _vendor_text(self, response: httpx.Response) -> str:
+        """The vendor's error text as a short, cleaned excerpt (redacted by `_fail` with the rest)."""
+        try:
+            text = self._error_message(response)
+        except Exception:  # a vendor parser meeting an unexpected body: fall back to the generic one
+            text = _vendor_message(response)
+        return excerpt(redact(text, self._secrets))
 
     def _backoff(self, attempt: int) -> float:
         # Exponential with full jitter, so many workers hitting one vendor do not retry in step.
@@ -159,9 +185,17 @@ class VendorHttp:
         while True:
             attempt += 1
             try:
-                with self._slots:
+                # The body is read inside `request`, so connect, headers and body share the deadline.
+                with self._slots, deadline(self._timeout):
                     response = self._client.request(method, path, json=json, params=params, headers=headers,
                                                     content=content)
+            except EgressRefused as exc:  # nothing was sent: the check runs before the connect
+                raise TerminalConnectorError(self._fail(f"{method} {path}: {exc}")) from None
+            except ResolveFailed as exc:
+                if attempt < self._max_attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                raise TransientConnectorError(self._fail(f"{method} {path}: {exc}")) from None
             except httpx.TimeoutException as exc:
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 error: TransientConnectorError = (
@@ -198,13 +232,13 @@ class VendorHttp:
                     self._sleep(wait)
                     attempt -= 1  # waiting out a rate limit is not a failed attempt
                     continue
-                raise RateLimitedError(self._fail(f"{method} {path}: HTTP 429: {self._error_message(response)}"),
+                raise RateLimitedError(self._fail(f"{method} {path}: HTTP 429: {self._vendor_text(response)}"),
                                        retry_after=wait)
             if response.status_code >= 500:
                 if safe_to_repeat and attempt < self._max_attempts:
                     self._sleep(self._backoff(attempt))
                     continue
-                message = self._fail(f"{method} {path}: HTTP {response.status_code}: {self._error_message(response)}")
+                message = self._fail(f"{method} {path}: HTTP {response.status_code}: {self._vendor_text(response)}")
                 if creates:
                     raise AmbiguousCreateError(message, status_code=response.status_code)
                 raise ServerError(message, status_code=response.status_code)
@@ -212,7 +246,7 @@ class VendorHttp:
 
     def _terminal(self, method: str, path: str, response: httpx.Response) -> TerminalConnectorError:
         status = response.status_code
-        message = self._fail(f"{method} {path}: HTTP {status}: {self._error_message(response)}")
+        message = self._fail(f"{method} {path}: HTTP {status}: {self._vendor_text(response)}")
         if status in (401, 403):
             return AuthenticationError(message, status_code=status)
         if status in (404, 410):

@@ -37,7 +37,7 @@ from tasks.package import Outputs, slug, write_outputs
 from tasks.pdf_files import render_pdf_files
 from tasks.previews import build_previews, image_resources
 from tasks.push import PushOutcome, push_locales
-from tasks.record import record_result
+from tasks.record import record_result, stop_if_ended
 from tasks.render import cached_renders, render_locale
 from tasks.report import publish_report
 
@@ -160,6 +160,8 @@ def export_email(export_id: int) -> State:
     locales = list(job.inputs)
     logger.info("Export %s: rendering %d locale(s) of %r as %s", export_id, len(locales), job.email.name,
                 job.record.export_type)
+    if (stopped := stop_if_ended(export_id, store)) is not None:  # issue 18: first terminal state wins
+        return stopped
     # Images before rendering: their new URLs are rewritten inside the transform stage.
     placed = place_images(job)
     inputs = with_image_urls(job.inputs, placed)
@@ -178,6 +180,8 @@ def export_email(export_id: int) -> State:
     # several Prefect API writes per export, which is what limits bulk throughput.
     renders = check_locales.fn(renders, inputs)
 
+    if (stopped := stop_if_ended(export_id, store)) is not None:  # failed while rendering: deliver nothing
+        return stopped
     base_errors: list[str] = []
     outputs: Outputs | None = None
     pushed: dict[str, PushOutcome] | None = None

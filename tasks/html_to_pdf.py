@@ -10,11 +10,13 @@ WeasyPrint lays the email out as a print document. Three things make that safe a
   as it does in an inbox instead of being squeezed into A4's 794 px minus margins.
 - Rendering is CPU-bound (about 0.25 CPU-seconds per locale of the example email): `render_pdfs`
   runs locales in a pool of processes, one per CPU (benchmarks/README.md, `pdf_benchmark.py`).
+  The workers end with the process that started them, even a SIGKILLed one (`die_with_parent`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
 import mimetypes
 import multiprocessing
@@ -22,6 +24,10 @@ import os
 import pickle
 import posixpath
 import re
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -230,9 +236,10 @@ def render_pdfs(
         # spawn, not fork: the caller is usually a Prefect flow with live threads (API client,
         # heartbeat), and forking a threaded process can deadlock the child on a copied lock.
         # Images and the fetcher go to each worker once (initializer), not once per locale.
+        # The workers die with this process even when it is SIGKILLed (issue 18): see _init_worker.
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(base_url, fetch, images),
+            initializer=_init_worker, initargs=(base_url, fetch, images, os.getpid()),
         ) as pool:
             futures = {pool.submit(_worker_render, html): locale for locale, html in items}
             for future in concurrent.futures.as_completed(futures):
@@ -302,9 +309,43 @@ class _Job:
 _worker_job: _Job | None = None
 
 
-def _init_worker(base_url: str | None, fetch: Fetch | None, images: Mapping[str, bytes]) -> None:
+def _init_worker(base_url: str | None, fetch: Fetch | None, images: Mapping[str, bytes],
+                 parent: int | None = None) -> None:
     global _worker_job
+    if parent is not None:
+        die_with_parent(parent)
     _worker_job = _Job(base_url, fetch, images)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker process when `parent` (the flow process) ends, however it ends.
+
+    A SIGKILLed flow process runs no cleanup, and a pool worker waiting on its call queue holds
+    that queue's write end itself, so it would wait forever: orphaned until `serve` stops, and
+    holding the flow process's stdout, which keeps the runner from seeing the flow process exit.
+    On Linux the kernel sends SIGKILL to the worker when its parent dies (PR_SET_PDEATHSIG; the pool
+    is created and shut down in one call, so the thread that spawned the workers outlives them).
+    A daemon thread polling the parent id covers other systems and a parent that died before
+    prctl ran.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watcher below still works
+            pass
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pdf-worker-parent-watch", daemon=True).start()
 
 
 def _worker_render(html: str) -> tuple[bytes, list[str]]:

@@ -50,6 +50,7 @@ MAX_RATE_LIMIT_WAIT = 900.0
 _sleep = time.sleep  # replaced in tests
 
 _SESSIONS: dict[str, EspConnector] = {}
+_SESSION_EXPORTS: dict[str, int] = {}  # session -> export id, checked before each push (issue 18)
 _LOCK = threading.Lock()
 
 
@@ -142,8 +143,13 @@ def is_retry() -> bool:
 def push_locale(locale: str, session: str, item: PushItem, previous_resource_id: str | None) -> PushResult:
     """Create (or update) this locale's resource in the ESP; returns its id and page. A retried run
     looks for the marker of the create an earlier run may have made before creating."""
+    from tasks.record import ensure_in_progress  # tasks.record imports this module
+
     with _LOCK:
         connector = _SESSIONS[session]
+        export_id = _SESSION_EXPORTS.get(session)
+    if export_id is not None:
+        ensure_in_progress(export_id)  # a record failed meanwhile: push nothing more (RecordEnded)
     return connector.push(item, previous_resource_id, retrying=is_retry())
 
 
@@ -170,6 +176,7 @@ def push_locales(record: ExportRecord, connector: Connector, renders: Mapping[st
     session = uuid.uuid4().hex
     with _LOCK:
         _SESSIONS[session] = instance
+        _SESSION_EXPORTS[session] = record.id
     outcomes: dict[str, PushOutcome] = {}
     try:
         futures = {
@@ -193,5 +200,6 @@ def push_locales(record: ExportRecord, connector: Connector, renders: Mapping[st
     finally:
         with _LOCK:
             _SESSIONS.pop(session, None)
+            _SESSION_EXPORTS.pop(session, None)
         instance.close()
     return outcomes

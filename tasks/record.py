@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
+from emailexport.errors import TerminalError
 from emailexport.models import ExportMetadata, ExportRecord, LocaleOutcome
 from emailexport.render.result import LocaleRender
 from emailexport.runtime import open_store
+from emailexport.secrets import redact_registered
+from emailexport.store import Store
 from tasks.package import Outputs
 from tasks.push import PushOutcome
 from tasks.retry import retry_unless_terminal
 
-__all__ = ["final_fields", "record_result"]
+__all__ = ["RecordEnded", "ensure_in_progress", "final_fields", "record_result", "stop_if_ended"]
 
 
 def final_fields(
@@ -86,5 +90,34 @@ def record_result(
     outputs: Outputs | None,
     pushed: dict[str, PushOutcome] | None = None,
 ) -> ExportRecord:
-    """Write the final state of the export to its record and return it."""
-    return open_store().update_export(record.id, **final_fields(record, renders, base_errors, outputs, pushed))
+    """Write the final state of the export to its record and return it. Only an in_progress record is
+    written (`Store.finish_export`): one the reconciler already failed stays failed."""
+    fields = final_fields(record, renders, base_errors, outputs, pushed)
+    for name in ("export_errors", "warnings"):  # no form of a credential of this process reaches the record
+        fields[name] = redact_registered(fields[name])
+    return open_store().finish_export(record.id, **fields)
+
+
+class RecordEnded(TerminalError):
+    """The export's record ended (failed by the reconciler or a state hook) while its flow ran."""
+
+
+def ensure_in_progress(export_id: int, store: Store | None = None) -> None:
+    """Raise `RecordEnded` when the record is no longer in_progress: called at stage boundaries and
+    before each push, so a flow whose record was failed under it stops its work (a client that saw
+    `failed` may have retried; pushing now would make a duplicate in the ESP)."""
+    record = (store or open_store()).export(export_id)
+    if record is not None and record.status != "in_progress":
+        reasons = "; ".join(record.export_errors.get("base") or []) or record.status
+        raise RecordEnded(f"export {export_id} was already {record.status} ({reasons}); its flow stopped")
+
+
+def stop_if_ended(export_id: int, store: Store | None = None) -> State | None:
+    """For the flow, at a stage boundary: a Failed state to return when the record already ended
+    (logged), else None to go on."""
+    try:
+        ensure_in_progress(export_id, store)
+    except RecordEnded as exc:
+        get_run_logger().warning("%s", exc)
+        return Failed(message=str(exc))
+    return None

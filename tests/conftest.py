@@ -43,6 +43,10 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("EMAILEXPORT_DATA_DIR", str(directory))
     for name in ("DATABASE_URL", "STORAGE_URL", "PUBLIC_BASE_URL"):
         monkeypatch.delenv(f"EMAILEXPORT_{name}", raising=False)
+    # The vendor fakes and the moto S3 server listen on 127.0.0.1, which the egress address policy
+    # refuses unless allow-listed: the tests are the operator allow-listing a self-hosted target
+    # (tests/test_security_egress.py removes it and shows the refusal).
+    monkeypatch.setenv("EMAILEXPORT_EGRESS_ALLOWED_HOSTS", "127.0.0.1,localhost")
     get_settings.cache_clear()
     yield directory
     get_settings.cache_clear()

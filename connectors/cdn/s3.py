@@ -3,12 +3,20 @@
 Keys are `<prefix><sha256>.<ext>`, so the same bytes always land on the same key and an existing
 key is never uploaded again (a HEAD first). Objects are immutable by construction, which is what
 `Cache-Control: public, max-age=31536000, immutable` tells browsers and CDNs.
+
+`endpoint_url` comes from workspace data, so it passes the shared address policy
+(`emailexport.egress.pinned_endpoint`: loopback/private/metadata refused unless allow-listed in
+`EMAILEXPORT_EGRESS_ALLOWED_HOSTS`; a plain-http endpoint pinned to the checked address) before
+any credential is handed to s3fs. Without `endpoint_url`, botocore talks to AWS's own endpoint for
+the region. Each request has botocore's connect and read timeouts (`TIMEOUT_SECONDS`); botocore
+offers no total deadline per request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from emailexport.egress import EgressPolicy, EgressRefused, pinned_endpoint
 from emailexport.errors import TerminalError, TransientError
 from emailexport.images.naming import cdn_key
 from emailexport.models import CdnConnector
@@ -18,15 +26,24 @@ from . import UploadResult
 __all__ = ["CACHE_CONTROL", "S3CdnConnector"]
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+TIMEOUT_SECONDS = 30
 _TERMINAL_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
                              "AllAccessDisabled", "InvalidBucketName", "AccountProblem"})
 
 
 class S3CdnConnector:
-    def __init__(self, config: CdnConnector, credentials: dict[str, str] | None = None) -> None:
+    def __init__(self, config: CdnConnector, credentials: dict[str, str] | None = None, *,
+                 policy: EgressPolicy | None = None) -> None:
         import s3fs  # heavy: imported when an S3 connector is used
 
         self.config = config
+        endpoint = config.endpoint_url
+        if endpoint:
+            try:
+                endpoint = pinned_endpoint(endpoint, policy or EgressPolicy.from_environment())
+            except EgressRefused as exc:
+                raise TerminalError(f"CDN connector {config.id} ({config.name or config.type}): endpoint_url "
+                                    f"{exc}") from None
         creds = credentials or {}
         client_kwargs: dict[str, Any] = {}
         if config.region:
@@ -36,7 +53,8 @@ class S3CdnConnector:
             key=creds.get("key") or creds.get("aws_access_key_id"),
             secret=creds.get("secret") or creds.get("aws_secret_access_key"),
             token=creds.get("token") or creds.get("aws_session_token"),
-            endpoint_url=config.endpoint_url, client_kwargs=client_kwargs, skip_instance_cache=True,
+            endpoint_url=endpoint, client_kwargs=client_kwargs, skip_instance_cache=True,
+            config_kwargs={"connect_timeout": TIMEOUT_SECONDS, "read_timeout": TIMEOUT_SECONDS},
         )
 
     def upload(self, data: bytes, *, sha256: str, extension: str, content_type: str) -> UploadResult:

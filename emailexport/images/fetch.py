@@ -8,8 +8,11 @@
   check and the connect (DNS rebinding) cannot redirect the request. Environment proxies are
   ignored for the same reason.
 - Redirects are followed by hand, each hop checked again, at most `max_redirects` hops.
-- The byte cap is enforced while streaming; one attempt has a total deadline as well as the
-  connect/read timeouts, so a server trickling bytes cannot hold a worker.
+- The address policy (`refusal`) and the total deadline are the shared ones of `emailexport.egress`,
+  also used by the ESP connectors and the CDN.
+- The byte cap is enforced while streaming; one attempt has a total deadline (connect, headers and
+  body of every hop, enforced on each socket operation) as well as the connect/read timeouts, so a
+  server trickling bytes, even one header byte at a time, cannot hold a worker.
 - The declared content type must be image/* and the magic bytes PNG, JPEG, GIF or WebP. SVG is
   refused: it can carry script and external references, and most email clients do not show it.
 - Conditional fetches (`fetch_if_changed`) send the last fetch's `If-None-Match` /
@@ -24,9 +27,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import ipaddress
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,20 +37,21 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from emailexport.egress import (
+    METADATA,
+    EgressRefused,
+    ResolveFailed,
+    deadline,
+    egress_transport,
+    refusal,
+    system_resolver,
+)
 from emailexport.errors import TerminalError, TransientError
 from emailexport.images.naming import EXTENSIONS
 from emailexport.images.settings import ImageSettings
 
 __all__ = ["FetchedImage", "ImageFetchError", "ImageFetcher", "NotModified", "display_url", "sniff_image_type"]
 
-_METADATA = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
-    "169.254.170.2",  # AWS ECS task metadata
-    "169.254.169.123",  # AWS time sync
-    "100.100.100.200",  # Alibaba Cloud
-    "192.0.0.192",  # Oracle Cloud (classic)
-    "fd00:ec2::254",  # AWS IMDS over IPv6
-))
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Resolver = Callable[[str, int], list[str]]
 
@@ -114,27 +116,11 @@ def sniff_image_type(data: bytes) -> str | None:
 
 def _system_resolver(host: str, port: int) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        if exc.errno == socket.EAI_AGAIN:
-            raise _Retry(f"resolving {host} failed temporarily") from None
-        raise ImageFetchError(f"host {host} does not resolve") from None
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def refusal(address: str) -> str | None:
-    """Why an address may not be fetched from (without an allow-list entry), or None."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in _METADATA:
-        return "a cloud metadata address"
-    for label, flag in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-                        ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
-                        ("private", ip.is_private), ("reserved", ip.is_reserved)):
-        if flag:
-            return f"{'an' if label[0] in 'aeiou' else 'a'} {label} address"
-    return None if ip.is_global else "not a public address"
+        return system_resolver(host, port)
+    except ResolveFailed as exc:
+        raise _Retry(str(exc)) from None
+    except EgressRefused as exc:
+        raise ImageFetchError(str(exc)) from None
 
 
 _SEMAPHORES: dict[int, threading.BoundedSemaphore] = {}
@@ -190,14 +176,18 @@ class ImageFetcher:
 
     def _attempt(self, image_id: str, url: str, conditions: dict[str, str]) -> FetchedImage | NotModified:
         self.attempts += 1
-        deadline = time.monotonic() + self.settings.timeout_seconds
-        timeout = httpx.Timeout(self.settings.timeout_seconds)
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        total = self.settings.timeout_seconds
+        timeout = httpx.Timeout(total)
+        # The fetcher checks and pins addresses itself (per hop, with its own allow-list), so the
+        # transport adds only the total deadline: connect, headers and body of every hop share it.
+        with deadline(total), httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                                           transport=egress_transport(None)) as client:
+            end = time.monotonic() + total
             current = url
             for hop in range(self.settings.max_redirects + 1):
                 where = "" if hop == 0 else f"redirect to {display_url(current)}: "
                 try:
-                    result = self._get(client, current, deadline, where, conditions)
+                    result = self._get(client, current, end, where, conditions)
                 except httpx.TimeoutException:
                     raise _Retry(f"{where}timed out after {self.settings.timeout_seconds:g} s") from None
                 except httpx.TransportError as exc:
@@ -247,7 +237,7 @@ class ImageFetcher:
         allowed = self.settings.allows(host, port)
         for address in addresses:
             reason = refusal(address)
-            if reason == "a cloud metadata address" or (reason and not allowed):
+            if reason == METADATA or (reason and not allowed):
                 hint = "" if allowed else " (an operator may allow-list the host in EMAILEXPORT_IMAGES_ALLOWED_HOSTS)"
                 raise ImageFetchError(f"{where}refused: {host} resolves to {address}, {reason}{hint}")
         return addresses

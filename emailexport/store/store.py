@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, and_, create_engine, event, func, select
+from sqlalchemy import Engine, and_, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -381,18 +381,51 @@ class Store:
             return _record(row)
 
     def fail_if_in_progress(self, export_id: int, *reasons: str) -> ExportRecord | None:
-        """Mark a record failed with `reasons` under `base`, unless it already ended."""
+        """Mark a record failed with `reasons` under `base`, unless it already ended (the first
+        terminal state wins: the status changes by a conditional UPDATE, so of two writers racing
+        on an in_progress record exactly one changes it, on SQLite as on PostgreSQL)."""
         with self.session() as s:
-            row = s.get(ExportRow, export_id, with_for_update=True)
-            if row is None or row.status != "in_progress":
+            if not self._claim_end(s, export_id, status="failed"):
+                row = s.get(ExportRow, export_id)
                 return None if row is None else _record(row)
+            row = s.get(ExportRow, export_id, populate_existing=True)
+            assert row is not None
             errors = dict(row.export_errors or {})
             errors["base"] = [*(errors.get("base") or []), *reasons]
             row.export_errors = errors
-            row.status = "failed"
-            row.updated_at = utcnow()
             s.flush()
             return _record(row)
+
+    def finish_export(self, export_id: int, **changes: Any) -> ExportRecord:
+        """Write an export's final fields (`status` among them) only if it is still in_progress, and
+        return the record as stored: unchanged when something else (the reconciler, a state hook)
+        ended it first. A record failed as lost never flips to completed."""
+        columns = {"metadata": "export_metadata"}
+        values = {columns.get(name, name): _jsonable(value) for name, value in changes.items()}
+        with self.session() as s:
+            status = values.pop("status", None)
+            if self._claim_end(s, export_id, status=status or "completed"):
+                row = s.get(ExportRow, export_id, populate_existing=True)
+                assert row is not None
+                for name, value in values.items():
+                    setattr(row, name, value)
+                s.flush()
+                return _record(row)
+            row = s.get(ExportRow, export_id, populate_existing=True)
+            if row is None:
+                raise NotFoundError(f"export {export_id} not found")
+            return _record(row)
+
+    @staticmethod
+    def _claim_end(s: Session, export_id: int, *, status: str) -> bool:
+        """`UPDATE ... SET status WHERE id AND status = 'in_progress'`: True if this call ended it."""
+        result = s.execute(
+            update(ExportRow)
+            .where(ExportRow.id == export_id, ExportRow.status == "in_progress")
+            .values(status=status, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def _jsonable(value: Any) -> Any:
