@@ -269,6 +269,9 @@ def serve(
         # The runner is ready once its deployment is on the server (a POST before that would be a 503).
         supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
                                ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}"))
+        # The dispatcher creates the flow runs of accepted exports and runs the reconcile loop.
+        supervisor.start(Child("dispatcher", [sys.executable, "-m", "emailexport.runs.dispatcher"],
+                               log_file=logs / "dispatcher.log"))
         supervisor.start(Child("API", [sys.executable, "-m", "uvicorn", "--factory", "emailexport.api:create_app",
                                        "--host", host, "--port", str(api_port)],
                                ready_url=f"http://{host}:{api_port}/health", log_file=logs / "api.log"))
@@ -283,6 +286,21 @@ def serve(
         console.print("Stopped.")
     if code:
         raise typer.Exit(code)
+
+
+def _register_dispatcher() -> None:
+    """`emailexport dispatcher` (issue 13): what `serve` runs as a child, for machines with workers."""
+
+    @app.command("dispatcher")
+    def dispatcher() -> None:
+        """Create the flow runs of exports accepted by the API (the outbox) and fail exports whose flow
+        runs died; runs until interrupted. `serve` runs one itself."""
+        from emailexport.runs.dispatcher import run_dispatcher
+
+        run_dispatcher()
+
+
+_register_dispatcher()
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emailexport.api.auth import ApiError
-from emailexport.api.flow_runs import FlowRuns
 from emailexport.api.routes import build_router
 from emailexport.models import ExportRequest
+from emailexport.runs.flow_runs import FlowRuns
 from emailexport.runtime import open_storage, open_store
 from emailexport.settings import Settings, get_settings
 from emailexport.store import Store

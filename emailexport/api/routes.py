@@ -10,10 +10,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from emailexport.api.auth import ApiError, authorize
-from emailexport.api.flow_runs import FlowRuns, PrefectUnavailable, reconcile_record
 from emailexport.api.schemas import ExportPage, FailedToSave, Message, Pagination
 from emailexport.errors import NotFoundError, ValidationFailed
 from emailexport.models import ExportRecord
+from emailexport.runs.flow_runs import FlowRuns, PrefectUnavailable
+from emailexport.runs.reconcile import reconcile_record
 from emailexport.settings import Settings
 from emailexport.storage import OutputStorage
 from emailexport.store import Store
@@ -59,7 +60,6 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
 
     @router.post(
         "", summary="Create Export", response_model=ExportRecord, response_description="Successful",
-        responses={503: {"model": Message, "description": "Prefect is unavailable; the export was marked failed"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}}},
     )
@@ -69,8 +69,11 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
         body: Annotated[bytes, Depends(_raw_body)],
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
     ) -> Any:
-        """Creates a new export: the record is stored `in_progress` and a flow run of the export
-        deployment is created to do the work; the response does not wait for it."""
+        """Creates a new export: the record is stored `in_progress` (accepted) together with an outbox
+        row in one transaction, and the answer goes out; the dispatcher then creates the flow run of
+        the export deployment that does the work (`flow_run_id` is null until then). Prefect being
+        unreachable does not fail the request: the export waits, and is failed with the reason only
+        if its run cannot be created within `EMAILEXPORT_DISPATCH_MAX_WAIT_SECONDS`."""
         authorize(store, request, workspace_id)
         if idempotency_key and (first := store.export_by_idempotency_key(workspace_id, idempotency_key)):
             return _json(first)
@@ -88,6 +91,7 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
                 dynamic_content_profile_id=req.dynamic_content_profile_id,
                 integration_name=checked.integration_name,
                 idempotency_key=idempotency_key or None,
+                queue=True, connector_type=checked.connector.type if checked.connector else None,
             )
         except IntegrityError:
             # Two POSTs with one key raced past the lookup: the unique constraint let one win.
@@ -95,17 +99,9 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
             if winner is None:
                 raise
             return _json(winner)
-        connector_type = checked.connector.type if checked.connector else None
-        try:
-            flow_run_id = runs.launch(record, connector_type)
-        except PrefectUnavailable as exc:
-            log.error("Export %s: no flow run could be created: %s", record.id, exc)
-            store.fail_if_in_progress(record.id, f"the export flow run could not be created: {exc}")
-            return JSONResponse({"message": f"The export could not be started: {exc}. Export {record.id} was "
-                                            "marked failed; try again later."}, status_code=503)
-        log.info("Export %s created (%s of email %s, %d locale(s)); flow run %s", record.id, req.export_type,
-                 checked.email.id, len(req.options.locales), flow_run_id)
-        return _json(store.update_export(record.id, flow_run_id=flow_run_id))
+        log.info("Export %s accepted (%s of email %s, %d locale(s))", record.id, req.export_type,
+                 checked.email.id, len(req.options.locales))
+        return _json(record)
 
     @router.get("/{export_id}", summary="Show Export", response_model=ExportRecord,
                 response_description="Successful")
