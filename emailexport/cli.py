@@ -230,15 +230,47 @@ def serve(
     host: Annotated[str, typer.Option(help="interface the API and the Prefect UI listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port (0: any free port; default 8000, or a free one)")] = -1,
     prefect_port: Annotated[int, typer.Option(help="Prefect server port (0: any free; default 4200 or free)")] = -1,
+    postgres: Annotated[bool, typer.Option(
+        "--postgres", help="the store and the Prefect server on a local PostgreSQL cluster in the data dir, "
+                           "started and stopped with serve (needs Debian's postgresql)")] = False,
 ) -> None:
-    """Run everything on this machine: a Prefect server, a runner for the deployments, and the API."""
-    from deployments.supervisor import Child, Supervisor, free_port
+    """Run everything on this machine: a Prefect server, a runner for the deployments, the dispatcher
+    and the API."""
     from emailexport.settings import get_settings
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    cluster = _start_postgres(settings, data_dir) if postgres else None
+    try:
+        _serve(settings, data_dir, logs, host, port, prefect_port, cluster)
+    finally:
+        if cluster is not None:
+            console.print("Stopping PostgreSQL ...")
+            cluster.stop()
+
+
+def _start_postgres(settings: Any, data_dir: Path) -> Any:
+    """`serve --postgres`: the cluster is started before the supervisor becomes a subreaper, so its
+    server is not a descendant the supervisor kills on the way out; it is stopped cleanly after."""
+    from deployments.postgres import LocalPostgres
+
+    if settings.database_url:
+        raise EmailExportError("--postgres runs its own database: unset EMAILEXPORT_DATABASE_URL, or drop --postgres")
+    cluster = LocalPostgres(data_dir / "postgres")
+    console.print(f"Starting PostgreSQL (data: {cluster.data}) ...")
+    cluster.start()
+    console.print(f"PostgreSQL store: {cluster.store_url}", soft_wrap=True)
+    return cluster
+
+
+def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int, prefect_port: int,
+           cluster: Any) -> None:
+    from deployments.supervisor import Child, Supervisor, free_port
+
+    if cluster is not None:
+        settings = settings.model_copy(update={"database_url": cluster.store_url})
     open_store(settings)  # migrate once here, not concurrently in the children
     api_port = port if port > 0 else free_port(host, None if port == 0 else 8000)
     pf_port = prefect_port if prefect_port > 0 else free_port(host, None if prefect_port == 0 else 4200)
@@ -253,6 +285,9 @@ def serve(
         # Prefect's minimum; the reconciler notices a lost run about 2 beats + 15 s after its last one.
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
     }
+    if cluster is not None:
+        env["EMAILEXPORT_DATABASE_URL"] = cluster.store_url
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.prefect_url
     env.setdefault("EMAILEXPORT_PUBLIC_BASE_URL", f"http://{host}:{api_port}")
     # A local server is cheap to poll: a created run starts within ~2 s instead of Prefect's 10.
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
