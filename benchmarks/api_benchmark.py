@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,9 +132,12 @@ def run(database: str, levels: list[int], requests: int, drain: float) -> None:
                 if done == len(records) or time.monotonic() > deadline:
                     break
                 time.sleep(2)
-            failed = sum(1 for r in records if r.status == "failed")
-            print(f"\n{len(records)} exports accepted; {launched} got a flow run, {done} finished ({failed} failed) "
-                  f"within {drain:.0f} s after the last POST", flush=True)
+            reasons = Counter(((r.export_errors.get("base") or ["(per locale)"])[0])[:100]
+                              for r in records if r.status == "failed")
+            print(f"\n{len(records)} exports accepted; {launched} got a flow run, {done} finished "
+                  f"({sum(reasons.values())} failed) within {drain:.0f} s after the last POST", flush=True)
+            for reason, count in reasons.most_common(5):
+                print(f"- failed x{count}: {reason}")
         finally:
             store.engine.dispose()
             process.send_signal(signal.SIGINT)

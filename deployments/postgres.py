@@ -57,6 +57,10 @@ class LocalPostgres:
         """initdb on first use, start the server, create the two databases if missing."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._own(self.directory)
+        if self.as_root and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.directory)],
+                                           capture_output=True).returncode != 0:
+            raise ServeError(f"the postgres system user cannot reach {self.directory}: as root, put the data dir "
+                             "(EMAILEXPORT_DATA_DIR) where every user may enter its parent folders (e.g. /srv)")
         if not (self.data / "PG_VERSION").exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                       "-E", "UTF8", "--locale=C.UTF-8")
