@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     reconcile_unlaunched_seconds: int = Field(
         default=600, ge=30, description="an in_progress record with no flow run after this long is failed"
     )
+    reconcile_pending_seconds: int = Field(
+        default=600, ge=30, description="a Pending flow run (process starting) with no heartbeat this long is failed"
+    )
     reconcile_max_queued_seconds: int = Field(
         default=86400, ge=60, description="a flow run still waiting for a worker after this long is failed"
     )

@@ -12,10 +12,13 @@ anything and the run stays `Running` forever. So the rule, per in_progress recor
 - its run ended without completing the record (Failed, Crashed, Cancelled, or Completed while the
   record is still in_progress) -> failed, with the run's state and message;
 - its run is gone from the server -> failed ("vanished");
-- its run is Running or Pending and its newest heartbeat (or, before the first one, the time it
-  entered that state) is older than `misses x frequency + grace` -> failed ("stopped sending
-  heartbeats"). Two missed beats, because one can be late under load; the grace covers event
-  delivery (the server persists events in batches every few seconds);
+- its run is Running (or Pending after a first heartbeat) and its newest heartbeat (or, before the
+  first one, the time it entered that state) is older than `misses x frequency + grace` -> failed
+  ("stopped sending heartbeats"). Two missed beats, because one can be late under load; the grace
+  covers event delivery (the server persists events in batches every few seconds);
+- its run is Pending without any heartbeat for `reconcile_pending_seconds` (600) -> failed ("never
+  started"). Pending is the flow process starting; on a loaded machine (measured: 2 cores, load 15)
+  that took over 75 s, so the heartbeat bound would fail live runs (issue 13's benchmark did);
 - its run still waits for a worker (Scheduled, Late) after `reconcile_max_queued_seconds` -> failed;
 - the record has no run and no outbox row after `reconcile_unlaunched_seconds` (created by a
   process that died before creating the run) -> failed. A record still in the outbox is the
@@ -62,6 +65,13 @@ def dead_reason(record: ExportRecord, run: RunView | None, *, now: datetime, set
     if run.state_type == "COMPLETED":
         return "export flow run completed without recording a result"
     since = run.last_heartbeat or run.entered_state_at
+    if run.state_type == "PENDING" and run.last_heartbeat is None and since is not None:
+        # Its process is still starting (imports, a loaded machine): no heartbeat is due yet.
+        waited = _age(now, since)
+        if waited > settings.reconcile_pending_seconds:
+            return (f"export flow run never started: {run.state_name.lower()} for {waited:.0f} s without a "
+                    f"heartbeat (limit {settings.reconcile_pending_seconds} s): the process starting it was lost")
+        return None
     if run.state_type in _ALIVE and beat is not None and since is not None:
         limit = settings.reconcile_heartbeat_misses * beat + settings.reconcile_grace_seconds
         silent = _age(now, since)

@@ -47,7 +47,12 @@ def _flow_run(server: str, state: str, message: str | None = None) -> str:
         (RunView("RUNNING", "Running", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=76)), 30,
          "stopped sending heartbeats"),
         (RunView("RUNNING", "Running", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=74)), 30, None),
-        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=80), None), 30, "stopped sending heartbeats"),
+        # Pending without a heartbeat: its process is still starting (slow on a loaded machine).
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=80), None), 30, None),
+        (RunView("PENDING", "Submitting", None, NOW - timedelta(seconds=599), None), 30, None),
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=601), None), 30, "never started"),
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=76)), 30,
+         "stopped sending heartbeats"),
         (RunView("RUNNING", "Running", None, NOW - timedelta(days=9), None), None, None),  # heartbeats off
         (RunView("SCHEDULED", "Late", None, NOW - timedelta(hours=23), None), 30, None),
         (RunView("SCHEDULED", "Late", None, NOW - timedelta(hours=25), None), 30, "no worker picked it up"),
