@@ -66,7 +66,8 @@ def sign(export_id: int, kind: str, expires: int, key: bytes) -> str:
 
 def verify(export_id: int, kind: str, expires: int, signature: str, key: bytes, now: float | None = None) -> str | None:
     """None when the link is valid, else why not (for a 403)."""
-    if not hmac.compare_digest(sign(export_id, kind, expires, key), signature):
+    # As bytes: compare_digest refuses str with non-ASCII characters, and a link may carry anything.
+    if not hmac.compare_digest(sign(export_id, kind, expires, key).encode(), signature.encode("utf-8", "replace")):
         return "Invalid download link signature"
     if (now if now is not None else time.time()) >= expires:
         return "This download link has expired; read the export again for a fresh link"

@@ -84,6 +84,8 @@ def test_a_changed_link_is_a_403(served_export, workspaces):
         f"{path}?expires={expires}&signature={foreign_key}",
         f"{path}?expires={expires}",
         f"{path}?signature={signature}",
+        f"{path}?expires={expires}&signature=%C3%A9t%C3%A9",  # non-ASCII (found by the fuzz test: was a 500)
+        f"{path}?expires={expires}&signature=%ED%A0%80",  # not even UTF-8
     ]
     for link in tampered:
         response = client.get(link)
