@@ -30,7 +30,7 @@ from tests.api.conftest import ROOT
 TOKEN = "e2e-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 BODY = {"email_id": 1, "export_type": "html", "options": {"locales": ["en-US", "de-DE", "ar-SA"]}}
-SERVE_STARTUP = 120  # seconds: the Prefect server migrates a fresh database on first start
+SERVE_STARTUP = 300  # seconds: the Prefect server migrates a fresh database on first start (slow when loaded)
 
 
 class Served:
