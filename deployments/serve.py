@@ -1,7 +1,9 @@
 """Serve the pipeline's deployments from this process (no work pool needed): `python -m deployments.serve`.
 
 `prefect.yaml` declares the same deployments for `prefect deploy` onto a server with workers;
-`emailexport serve` runs this module as its runner.
+`emailexport serve` runs this module as its runner. There is no reconcile deployment: the
+dispatcher's reconcile loop does that job without flow runs (`emailexport.runs.dispatcher`), so the
+Prefect UI's run list shows only export and bulk runs.
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ from prefect import serve
 from emailexport.settings import get_settings
 from flows.bulk_export import bulk_export
 from flows.export_email import export_email
-from flows.reconcile import reconcile_exports
 
-__all__ = ["BULK_CRON", "RECONCILE_CRON", "deployments", "main"]
+__all__ = ["BULK_CRON", "deployments", "main"]
 
-# Every minute: with 30-second heartbeats a dead run is noticed about 75 s after its last beat
-# (README "Monitoring"), so checking more often would not find it sooner.
-RECONCILE_CRON = "* * * * *"
 BULK_CRON = "0 6 * * *"  # daily; the CSV comes from EMAILEXPORT_BULK_CSV_URL
 
 
@@ -25,7 +23,6 @@ def deployments() -> list:
     """The deployments this project serves."""
     return [
         export_email.to_deployment(name="export-email", tags=["emailexport"]),
-        reconcile_exports.to_deployment(name="reconcile-exports", tags=["emailexport"], cron=RECONCILE_CRON),
         # Scheduled only when there is a CSV to read; it can always be run by hand from the UI.
         bulk_export.to_deployment(name="bulk-export", tags=["emailexport"],
                                   cron=BULK_CRON if get_settings().bulk_csv_url else None),

@@ -516,15 +516,47 @@ def serve(
     prefect_port: Annotated[int | None, typer.Option(
         min=0, max=65535, show_default=False,
         help="Prefect server port; 0 = any free port; unset: 4200, or a free one when 4200 is taken")] = None,
+    postgres: Annotated[bool, typer.Option(
+        "--postgres", help="the store and the Prefect server on a local PostgreSQL cluster in the data dir, "
+                           "started and stopped with serve (needs Debian's postgresql)")] = False,
 ) -> None:
-    """Run everything on this machine: a Prefect server, a runner for the deployments, and the API."""
-    from deployments.supervisor import Child, Supervisor, free_port
+    """Run everything on this machine: a Prefect server, a runner for the deployments, the dispatcher
+    and the API."""
     from emailexport.settings import get_settings
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    cluster = _start_postgres(settings, data_dir) if postgres else None
+    try:
+        _serve(settings, data_dir, logs, host, port, prefect_port, cluster)
+    finally:
+        if cluster is not None:
+            console.print("Stopping PostgreSQL ...")
+            cluster.stop()
+
+
+def _start_postgres(settings: Any, data_dir: Path) -> Any:
+    """`serve --postgres`: the cluster is started before the supervisor becomes a subreaper, so its
+    server is not a descendant the supervisor kills on the way out; it is stopped cleanly after."""
+    from deployments.postgres import LocalPostgres
+
+    if settings.database_url:
+        raise EmailExportError("--postgres runs its own database: unset EMAILEXPORT_DATABASE_URL, or drop --postgres")
+    cluster = LocalPostgres(data_dir / "postgres")
+    console.print(f"Starting PostgreSQL (data: {cluster.data}) ...")
+    cluster.start()
+    console.print(f"PostgreSQL store: {cluster.store_url}", soft_wrap=True)
+    return cluster
+
+
+def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int | None, prefect_port: int | None,
+           cluster: Any) -> None:
+    from deployments.supervisor import Child, Supervisor, free_port
+
+    if cluster is not None:
+        settings = settings.model_copy(update={"database_url": cluster.store_url})
     open_store(settings)  # migrate once here, not concurrently in the children
     if not _is_loopback(host):
         err.print(f"[bold yellow]Warning:[/] listening on {escape(host)}: the Prefect UI and its API on this address "
@@ -543,6 +575,9 @@ def serve(
         # Prefect's minimum; the reconciler notices a lost run about 2 beats + 15 s after its last one.
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
     }
+    if cluster is not None:
+        env["EMAILEXPORT_DATABASE_URL"] = cluster.store_url
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.prefect_url
     env.setdefault("EMAILEXPORT_PUBLIC_BASE_URL", f"http://{host}:{api_port}")
     # A local server is cheap to poll: a created run starts within ~2 s instead of Prefect's 10.
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
@@ -560,6 +595,9 @@ def serve(
         # The runner is ready once its deployment is on the server (a POST before that would be a 503).
         supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
                                ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}"))
+        # The dispatcher creates the flow runs of accepted exports and runs the reconcile loop.
+        supervisor.start(Child("dispatcher", [sys.executable, "-m", "emailexport.runs.dispatcher"],
+                               log_file=logs / "dispatcher.log"))
         supervisor.start(Child("API", [sys.executable, "-m", "uvicorn", "--factory", "emailexport.api:create_app",
                                        "--host", host, "--port", str(api_port)],
                                ready_url=f"http://{host}:{api_port}/health", log_file=logs / "api.log"))
@@ -612,6 +650,21 @@ def transform(
     else:
         size = len(result.html.encode("utf-8"))
         err.print(f"Wrote {escape(str(out))} ({size} bytes, {len(result.warnings)} warnings)")
+
+
+def _register_dispatcher() -> None:
+    """`emailexport dispatcher` (issue 13): what `serve` runs as a child, for machines with workers."""
+
+    @app.command("dispatcher")
+    def dispatcher() -> None:
+        """Create the flow runs of exports accepted by the API (the outbox) and fail exports whose flow
+        runs died; runs until interrupted. `serve` runs one itself."""
+        from emailexport.runs.dispatcher import run_dispatcher
+
+        run_dispatcher()
+
+
+_register_dispatcher()
 
 
 def main() -> None:

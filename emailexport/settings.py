@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     reconcile_unlaunched_seconds: int = Field(
         default=600, ge=30, description="an in_progress record with no flow run after this long is failed"
     )
+    reconcile_pending_seconds: int = Field(
+        default=600, ge=30, description="a Pending flow run (process starting) with no heartbeat this long is failed"
+    )
     reconcile_max_queued_seconds: int = Field(
         default=86400, ge=60, description="a flow run still waiting for a worker after this long is failed"
     )
@@ -65,6 +68,20 @@ class Settings(BaseSettings):
     render_max_loop_iterations: int = Field(default=1_000_000, ge=100, description="{% for %} iterations per render")
     render_max_int_bits: int = Field(default=4096, ge=64, description="largest number a template may compute")
     render_workers: int = Field(default=2, ge=1, le=64, description="render worker processes per process")
+
+    # The outbox dispatcher and the reconcile loop (issue 13; docs/dispatcher.md).
+    dispatch_max_wait_seconds: float = Field(
+        default=600, ge=1, description="an accepted export whose flow run cannot be created for this long is failed"
+    )
+    dispatch_poll_seconds: float = Field(default=0.25, gt=0, le=60, description="how often the outbox is read")
+    dispatch_batch: int = Field(default=64, ge=1, le=1000, description="outbox rows claimed per pass")
+    dispatch_concurrency: int = Field(default=4, ge=1, le=32, description="flow runs created at once")
+    reconcile_interval_seconds: float = Field(
+        default=30, ge=1, le=3600, description="how often the dispatcher checks in_progress exports' flow runs"
+    )
+    download_signing_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of signed download links; unset: generated into data_dir (0600)"
+    )
 
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data dir."""

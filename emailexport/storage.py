@@ -68,10 +68,12 @@ class OutputStorage:
 
     def download_url(self, key: str, api_path: str) -> str:
         """Where a user downloads `key`: the API's download endpoint when one is configured
-        (`api_path` below `public_base_url`), a presigned URL on stores that sign (S3), else the
-        file's own URL."""
+        (`api_path` below `public_base_url`, signed to open without a token until it expires:
+        `emailexport.signing`), a presigned URL on stores that sign (S3), else the file's own URL."""
         if self.public_base_url and self.is_local:
-            return f"{self.public_base_url}{api_path}"
+            from emailexport.signing import sign_download_url
+
+            return sign_download_url(f"{self.public_base_url}{api_path}")
         if self.is_local:
             return Path(self.path(key)).resolve().as_uri()
         try:

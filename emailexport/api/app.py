@@ -11,12 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emailexport.api.auth import ApiError
-from emailexport.api.flow_runs import FlowRuns
 from emailexport.api.routes import build_router
 from emailexport.models import ExportRequest
+from emailexport.runs.flow_runs import FlowRuns
 from emailexport.runtime import open_storage, open_store
 from emailexport.settings import Settings, get_settings
 from emailexport.store import Store
@@ -96,8 +97,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         yield
         runs.close()
 
-    app = FastAPI(
-        title="emailexport", version="0.1.0", lifespan=lifespan,
+    # /docs and /redoc with their assets served from the fastapi-offline package (Swagger UI 5,
+    # ReDoc), so the page works on a machine without internet (FastAPI's default loads a CDN).
+    app = FastAPIOffline(
+        title="emailexport", version="0.1.0", lifespan=lifespan, static_url="/docs-assets",
         description="The Create Export API: each export becomes a monitored Prefect flow run.",
     )
     app.include_router(build_router(settings, store, runs, open_storage(settings)))

@@ -10,11 +10,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from emailexport.api.auth import ApiError, authorize
-from emailexport.api.flow_runs import FlowRuns, PrefectUnavailable, reconcile_record
 from emailexport.api.schemas import ExportPage, FailedToSave, Message, Pagination
 from emailexport.errors import NotFoundError, ValidationFailed
 from emailexport.models import ExportRecord
+from emailexport.runs.flow_runs import FlowRuns, PrefectUnavailable
+from emailexport.runs.reconcile import reconcile_record
 from emailexport.settings import Settings
+from emailexport.signing import sign_download_url, signing_key, verify
 from emailexport.storage import OutputStorage
 from emailexport.store import Store
 from emailexport.validation import validate_export_request
@@ -43,8 +45,20 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def _json(record: ExportRecord, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(record.model_dump(mode="json"), status_code=status_code)
+def _fresh_links(record: ExportRecord, settings: Settings) -> ExportRecord:
+    """The record with its API download links signed anew (a record read tomorrow has a link that
+    opens tomorrow); other links (presigned S3, file://) are left as they are."""
+    zip_url, json_url = record.download_zip_url, record.download_json_url
+    if zip_url is None and json_url is None:
+        return record
+    return record.model_copy(update={
+        "download_zip_url": sign_download_url(zip_url, settings) if zip_url else None,
+        "download_json_url": sign_download_url(json_url, settings) if json_url else None,
+    })
+
+
+def _json(record: ExportRecord, settings: Settings) -> JSONResponse:
+    return JSONResponse(_fresh_links(record, settings).model_dump(mode="json"))
 
 
 def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: OutputStorage) -> APIRouter:
@@ -59,7 +73,6 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
 
     @router.post(
         "", summary="Create Export", response_model=ExportRecord, response_description="Successful",
-        responses={503: {"model": Message, "description": "Prefect is unavailable; the export was marked failed"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}}},
     )
@@ -69,11 +82,14 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
         body: Annotated[bytes, Depends(_raw_body)],
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
     ) -> Any:
-        """Creates a new export: the record is stored `in_progress` and a flow run of the export
-        deployment is created to do the work; the response does not wait for it."""
+        """Creates a new export: the record is stored `in_progress` (accepted) together with an outbox
+        row in one transaction, and the answer goes out; the dispatcher then creates the flow run of
+        the export deployment that does the work (`flow_run_id` is null until then). Prefect being
+        unreachable does not fail the request: the export waits, and is failed with the reason only
+        if its run cannot be created within `EMAILEXPORT_DISPATCH_MAX_WAIT_SECONDS`."""
         authorize(store, request, workspace_id)
         if idempotency_key and (first := store.export_by_idempotency_key(workspace_id, idempotency_key)):
-            return _json(first)
+            return _json(first, settings)
         try:
             checked = validate_export_request(store, workspace_id, body)
         except NotFoundError:
@@ -88,24 +104,17 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
                 dynamic_content_profile_id=req.dynamic_content_profile_id,
                 integration_name=checked.integration_name,
                 idempotency_key=idempotency_key or None,
+                queue=True, connector_type=checked.connector.type if checked.connector else None,
             )
         except IntegrityError:
             # Two POSTs with one key raced past the lookup: the unique constraint let one win.
             winner = store.export_by_idempotency_key(workspace_id, idempotency_key) if idempotency_key else None
             if winner is None:
                 raise
-            return _json(winner)
-        connector_type = checked.connector.type if checked.connector else None
-        try:
-            flow_run_id = runs.launch(record, connector_type)
-        except PrefectUnavailable as exc:
-            log.error("Export %s: no flow run could be created: %s", record.id, exc)
-            store.fail_if_in_progress(record.id, f"the export flow run could not be created: {exc}")
-            return JSONResponse({"message": f"The export could not be started: {exc}. Export {record.id} was "
-                                            "marked failed; try again later."}, status_code=503)
-        log.info("Export %s created (%s of email %s, %d locale(s)); flow run %s", record.id, req.export_type,
-                 checked.email.id, len(req.options.locales), flow_run_id)
-        return _json(store.update_export(record.id, flow_run_id=flow_run_id))
+            return _json(winner, settings)
+        log.info("Export %s accepted (%s of email %s, %d locale(s))", record.id, req.export_type,
+                 checked.email.id, len(req.options.locales))
+        return _json(record, settings)
 
     @router.get("/{export_id}", summary="Show Export", response_model=ExportRecord,
                 response_description="Successful")
@@ -117,7 +126,7 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
                 record = reconcile_record(store, runs, record, settings)
             except PrefectUnavailable as exc:
                 log.warning("Export %s: could not check its flow run: %s", record.id, exc)
-        return _json(record)
+        return _json(record, settings)
 
     @router.get("", summary="List Exports", response_model=ExportPage, response_description="Successful")
     def list_exports(
@@ -129,7 +138,8 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
         """A page of the workspace's export records, newest first."""
         authorize(store, request, workspace_id)
         records, total = store.list_exports(workspace_id, page=page, per=per)
-        body = ExportPage(results=records, pagination=Pagination(per=per, page=page, total=total))
+        body = ExportPage(results=[_fresh_links(r, settings) for r in records],
+                          pagination=Pagination(per=per, page=page, total=total))
         return JSONResponse(body.model_dump(mode="json"))
 
     @router.get(
@@ -138,12 +148,25 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
             "application/zip": {"schema": {"type": "string", "format": "binary"}},
             "application/json": {"schema": {"type": "string", "format": "binary"}}}}},
     )
-    def download(request: Request, workspace_id: WorkspaceId, export_id: ExportId,
-                 kind: Literal["zip", "json"]) -> Any:
-        """The zip or JSON file of an export whose outputs are on this server's local storage."""
+    def download(
+        request: Request, workspace_id: WorkspaceId, export_id: ExportId, kind: Literal["zip", "json"],
+        expires: Annotated[int | None, Query(ge=0, le=2**62, description="signed link: expiry (Unix time)")] = None,
+        signature: Annotated[str | None, Query(max_length=128, description="signed link: its HMAC")] = None,
+    ) -> Any:
+        """The zip or JSON file of an export whose outputs are on this server's local storage. With the
+        `expires` and `signature` of a signed link (the record's `download_*_url`) no token is needed
+        until it expires; a changed or expired link is a 403. Without them, the bearer token."""
         from tasks.package import output_keys
 
-        record = record_of(request, workspace_id, export_id)
+        if expires is not None or signature is not None:
+            problem = verify(export_id, kind, expires or 0, signature or "", signing_key(settings))
+            if problem:
+                raise ApiError(403, problem)
+            record = store.export(export_id)
+            if record is None or record.workspace_id != workspace_id:
+                raise ApiError(404, "Record not found")
+        else:
+            record = record_of(request, workspace_id, export_id)
         url = record.download_zip_url if kind == "zip" else record.download_json_url
         if url is None or not storage.is_local:
             raise ApiError(404, "Record not found")

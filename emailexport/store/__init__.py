@@ -7,6 +7,6 @@ and applied by `Store.migrate()` (every entry point calls it, so a fresh machine
 
 from __future__ import annotations
 
-from emailexport.store.store import DOCUMENT_KINDS, Store, TokenInfo, document_id, hash_token
+from emailexport.store.store import DOCUMENT_KINDS, Dispatch, Store, TokenInfo, document_id, hash_token
 
-__all__ = ["DOCUMENT_KINDS", "Store", "TokenInfo", "document_id", "hash_token"]
+__all__ = ["DOCUMENT_KINDS", "Dispatch", "Store", "TokenInfo", "document_id", "hash_token"]

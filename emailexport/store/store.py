@@ -6,14 +6,14 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, and_, create_engine, event, func, select, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,9 +39,17 @@ from emailexport.models import (
     Workspace,
     utcnow,
 )
-from emailexport.store.tables import ApiTokenRow, DocumentRow, ExportRow, ImageFetchRow, OrganizationRow, WorkspaceRow
+from emailexport.store.tables import (
+    ApiTokenRow,
+    DocumentRow,
+    ExportRow,
+    ImageFetchRow,
+    OrganizationRow,
+    OutboxRow,
+    WorkspaceRow,
+)
 
-__all__ = ["DOCUMENT_KINDS", "Store", "TokenInfo", "document_id", "hash_token"]
+__all__ = ["DOCUMENT_KINDS", "Dispatch", "Store", "TokenInfo", "document_id", "hash_token"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -277,8 +285,11 @@ class Store:
         dynamic_content_profile_id: str | None = None,
         integration_name: str | None = None,
         idempotency_key: str | None = None,
+        queue: bool = False,
+        connector_type: str | None = None,
     ) -> ExportRecord:
-        """Store a new record, status `in_progress`."""
+        """Store a new record, status `in_progress`. `queue`: in the same transaction, an outbox row
+        from which the dispatcher creates its flow run (`connector_type` tags that run)."""
         now = utcnow()
         row = ExportRow(
             workspace_id=workspace.id,
@@ -303,6 +314,9 @@ class Store:
         with self.session() as s:
             s.add(row)
             s.flush()
+            if queue:
+                s.add(OutboxRow(export_id=row.id, connector_type=connector_type, queued_at=now,
+                                next_attempt_at=now, attempts=0))
             return _record(row)
 
     def export(self, export_id: int) -> ExportRecord | None:
@@ -426,6 +440,89 @@ class Store:
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+
+    # -- the outbox of flow runs to create (issue 13; the dispatcher: emailexport.runs.dispatcher) ---------
+
+    def claim_dispatches(self, limit: int, lease_seconds: float) -> list[Dispatch]:
+        """Up to `limit` due outbox rows, oldest first, each claimed for `lease_seconds` (its
+        `next_attempt_at` moved forward under a compare-and-set, so a second dispatcher skips it)."""
+        now = datetime.now(UTC)
+        claimed: list[Dispatch] = []
+        with self.session() as s:
+            rows = s.execute(select(OutboxRow.export_id, OutboxRow.next_attempt_at, OutboxRow.connector_type,
+                                    OutboxRow.queued_at, OutboxRow.attempts)
+                             .where(OutboxRow.next_attempt_at <= now)
+                             .order_by(OutboxRow.next_attempt_at, OutboxRow.export_id).limit(limit)).all()
+            lease = now + timedelta(seconds=lease_seconds)
+            for export_id, due, connector_type, queued_at, attempts in rows:
+                taken = s.execute(update(OutboxRow).where(OutboxRow.export_id == export_id,
+                                                          OutboxRow.next_attempt_at == due)
+                                  .values(next_attempt_at=lease))
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(Dispatch(export_id, connector_type, _utc(queued_at), attempts))
+        return claimed
+
+    def finish_dispatch(self, export_id: int, flow_run_id: str) -> ExportRecord | None:
+        """The run exists: store its id on the record and remove the outbox row, in one transaction."""
+        with self.session() as s:
+            s.execute(delete(OutboxRow).where(OutboxRow.export_id == export_id))
+            row = s.get(ExportRow, export_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.flow_run_id is None:
+                row.flow_run_id = flow_run_id
+                row.updated_at = utcnow()
+            s.flush()
+            return _record(row)
+
+    def retry_dispatch(self, export_id: int, error: str, at: datetime) -> None:
+        """Creating the run failed transiently: try again at `at`."""
+        with self.session() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.export_id == export_id)
+                      .values(attempts=OutboxRow.attempts + 1, last_error=error[:2000], next_attempt_at=at))
+
+    def abandon_dispatch(self, export_id: int, reason: str) -> ExportRecord | None:
+        """Give up creating the run: the record fails with `reason` (unless it already ended) and
+        the outbox row goes, in one transaction."""
+        with self.session() as s:
+            s.execute(delete(OutboxRow).where(OutboxRow.export_id == export_id))
+            row = s.get(ExportRow, export_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.status == "in_progress":
+                errors = dict(row.export_errors or {})
+                errors["base"] = [*(errors.get("base") or []), reason]
+                row.export_errors = errors
+                row.status = "failed"
+                row.updated_at = utcnow()
+            s.flush()
+            return _record(row)
+
+    def dispatch_pending(self, export_id: int) -> bool:
+        """Whether the record still waits in the outbox for its flow run."""
+        with self.session() as s:
+            return s.get(OutboxRow, export_id) is not None
+
+    def dispatch_backlog(self) -> int:
+        """How many records wait in the outbox."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(OutboxRow)) or 0
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A claimed outbox row."""
+
+    export_id: int
+    connector_type: str | None
+    queued_at: datetime
+    attempts: int
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything the store writes is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _jsonable(value: Any) -> Any:

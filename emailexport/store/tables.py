@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiTokenRow", "Base", "DocumentRow", "ExportRow", "ImageFetchRow", "OrganizationRow", "WorkspaceRow"]
+__all__ = [
+    "ApiTokenRow", "Base", "DocumentRow", "ExportRow", "ImageFetchRow", "OrganizationRow", "OutboxRow", "WorkspaceRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -105,3 +107,20 @@ class ImageFetchRow(Base):
     content_type: Mapped[str] = mapped_column(String(32))
     file_size: Mapped[int] = mapped_column(Integer)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    """An accepted export whose flow run is still to be created (issue 13): written in the same
+    transaction as its record, deleted in the same transaction that stores the run's id. The
+    dispatcher claims due rows by moving `next_attempt_at` forward (a lease), so two dispatchers do
+    not work on one row at once; Prefect's idempotency key makes a repeated creation harmless."""
+
+    __tablename__ = "export_outbox"
+    __table_args__ = (Index("ix_export_outbox_next_attempt", "next_attempt_at"),)
+
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id"), primary_key=True, autoincrement=False)
+    connector_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

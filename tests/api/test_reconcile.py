@@ -1,5 +1,5 @@
 """The reconciler: a record whose flow run ended badly, vanished or went silent is marked failed,
-on read (the API) and on schedule (the reconcile-exports flow), against a real Prefect server."""
+on read (the API) and by the dispatcher's reconcile loop, against a real Prefect server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from emailexport.api.flow_runs import FlowRuns, RunView, dead_reason, reconcile_record
+from emailexport.runs.flow_runs import FlowRuns, RunView
+from emailexport.runs.reconcile import dead_reason, reconcile_pass, reconcile_record
 from emailexport.settings import Settings, get_settings
 from tests.api.conftest import auth
 from tests.helpers import create_export
@@ -46,7 +47,12 @@ def _flow_run(server: str, state: str, message: str | None = None) -> str:
         (RunView("RUNNING", "Running", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=76)), 30,
          "stopped sending heartbeats"),
         (RunView("RUNNING", "Running", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=74)), 30, None),
-        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=80), None), 30, "stopped sending heartbeats"),
+        # Pending without a heartbeat: its process is still starting (slow on a loaded machine).
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=80), None), 30, None),
+        (RunView("PENDING", "Submitting", None, NOW - timedelta(seconds=599), None), 30, None),
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=601), None), 30, "never started"),
+        (RunView("PENDING", "Pending", None, NOW - timedelta(seconds=600), NOW - timedelta(seconds=76)), 30,
+         "stopped sending heartbeats"),
         (RunView("RUNNING", "Running", None, NOW - timedelta(days=9), None), None, None),  # heartbeats off
         (RunView("SCHEDULED", "Late", None, NOW - timedelta(hours=23), None), 30, None),
         (RunView("SCHEDULED", "Late", None, NOW - timedelta(hours=25), None), 30, "no worker picked it up"),
@@ -101,14 +107,50 @@ def test_a_running_flow_run_goes_stale_after_two_missed_heartbeats(mini, prefect
     runs.close()
 
 
-@pytest.mark.usefixtures("prefect_harness")
-def test_the_scheduled_flow_fails_dead_records_and_leaves_live_ones(mini):
-    from flows.reconcile import reconcile_exports
-
+def test_the_reconcile_pass_fails_dead_records_and_leaves_live_ones(mini, prefect_server):
     vanished = _record(mini, str(uuid.uuid4()))
     never_launched = _record(mini, None, age=3600)
     just_created = _record(mini, None)
-    assert reconcile_exports() == {"checked": 3, "failed": 2}
+    alive = _record(mini, _flow_run(prefect_server, "RUNNING"))
+    runs = FlowRuns(prefect_server)
+    assert reconcile_pass(mini, runs, get_settings()) == (4, 2)
     assert mini.require_export(vanished.id).status == "failed"
     assert mini.require_export(never_launched.id).export_errors["base"] == ["no flow run was created for this export"]
     assert mini.require_export(just_created.id).status == "in_progress"
+    assert mini.require_export(alive.id).status == "in_progress"
+    runs.close()
+
+
+def test_the_reconcile_pass_fails_nothing_while_prefect_is_unreachable(mini):
+    from deployments.supervisor import free_port
+
+    record = _record(mini, str(uuid.uuid4()))  # would be "vanished" if the server could be asked
+    assert reconcile_pass(mini, FlowRuns(f"http://127.0.0.1:{free_port()}/api"), get_settings()) == (0, 0)
+    assert mini.require_export(record.id).status == "in_progress"
+
+
+def test_the_dispatcher_loop_reconciles_on_its_interval_without_flow_runs(mini, prefect_server):
+    """The loop inside the dispatcher (what `serve` runs) finds a dead run within one interval and
+    creates no flow run of its own."""
+    import threading
+
+    from emailexport.runs.dispatcher import Dispatcher
+
+    before = httpx.post(f"{prefect_server}/flow_runs/count", json={}).json()
+    crashed = _record(mini, _flow_run(prefect_server, "CRASHED", "killed"))
+    after_setup = httpx.post(f"{prefect_server}/flow_runs/count", json={}).json()
+    stop = threading.Event()
+    dispatcher = Dispatcher(mini, FlowRuns(prefect_server), Settings(reconcile_interval_seconds=1))
+    loop = threading.Thread(target=dispatcher.run, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while mini.require_export(crashed.id).status == "in_progress" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
+    assert mini.require_export(crashed.id).export_errors["base"] == ["export flow run crashed: killed"]
+    assert after_setup == before + 1
+    assert httpx.post(f"{prefect_server}/flow_runs/count", json={}).json() == after_setup

@@ -30,7 +30,7 @@ from tests.api.conftest import ROOT
 TOKEN = "e2e-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 BODY = {"email_id": 1, "export_type": "html", "options": {"locales": ["en-US", "de-DE", "ar-SA"]}}
-SERVE_STARTUP = 120  # seconds: the Prefect server migrates a fresh database on first start
+SERVE_STARTUP = 300  # seconds: the Prefect server migrates a fresh database on first start (slow when loaded)
 
 
 class Served:
@@ -46,6 +46,14 @@ class Served:
         response = httpx.post(self.exports, json=body, headers=HEADERS, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
+
+    def wait_run(self, export_id: int, timeout: float = 30) -> str:
+        """The flow run the dispatcher created for an accepted export."""
+        deadline = time.monotonic() + timeout
+        while (flow_run_id := self.store.require_export(export_id).flow_run_id) is None:
+            assert time.monotonic() < deadline, "the dispatcher did not create the flow run"
+            time.sleep(0.2)
+        return flow_run_id
 
     def wait_record(self, export_id: int, timeout: float, until: set[str]) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -95,18 +103,20 @@ def _slow_design_system(design_system: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_post_becomes_a_flow_run_that_completes_with_downloads_name_tags_and_artifacts(served):
     created = served.post(BODY)
-    assert created["status"] == "in_progress" and created["flow_run_id"]
+    assert created["status"] == "in_progress"
+    served.wait_run(created["id"])
     record = served.wait_record(created["id"], 60, {"completed", "failed"})
     assert record["status"] == "completed", record["export_errors"]
     assert set(record["results"]) == {"en-US", "de-DE", "ar-SA"}
     assert all(r["status"] == "completed" and r["size_bytes"] > 0 for r in record["results"].values())
     url = record["download_zip_url"]
-    assert url == f"{served.exports}/{record['id']}/download/zip"
-    download = httpx.get(url, headers=HEADERS)
+    assert url.startswith(f"{served.exports}/{record['id']}/download/zip?expires=")  # a signed link
+    download = httpx.get(url)  # no token: the link is signed
     assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(download.content)).namelist())
     assert {"manifest.json", "en-US/index.html", "de-DE/index.txt", "ar-SA/index.html"} <= names
-    assert httpx.get(url).status_code == 401  # downloads need the token too
+    assert httpx.get(url.split("?")[0]).status_code == 401  # unsigned: the token is needed
+    assert httpx.get(url.split("?")[0], headers=HEADERS).status_code == 200
 
     run = httpx.get(f"{served.prefect}/flow_runs/{record['flow_run_id']}").json()
     assert run["name"] == f"export-{record['id']}-mini-news" and run["state_type"] == "COMPLETED"
@@ -116,6 +126,11 @@ def test_a_post_becomes_a_flow_run_that_completes_with_downloads_name_tags_and_a
     keys = {a["key"] for a in artifacts}
     # The summary and the locale table; a progress artifact only for renders longer than 2 s.
     assert {f"export-{record['id']}-summary", f"export-{record['id']}-locales"} <= keys
+    # The link in the summary artifact (what the Prefect UI shows) opens in a browser without a token.
+    summary = next(a for a in artifacts if a["key"] == f"export-{record['id']}-summary")
+    link = re.search(r"https?://\S+/download/zip\?expires=\d+&signature=[\w-]+", summary["data"])
+    assert link, summary["data"]
+    assert httpx.get(link.group(0)).content == download.content
 
 
 def _flow_process(flow_run_id: str, timeout: float) -> int:
@@ -136,9 +151,10 @@ def _flow_process(flow_run_id: str, timeout: float) -> int:
 @pytest.mark.timeout(120)
 def test_a_flow_process_killed_with_sigkill_fails_its_record_within_a_bound(served):
     created = served.post({**BODY, "email_id": 2})
-    pid = _flow_process(created["flow_run_id"], 30)
+    flow_run_id = served.wait_run(created["id"])
+    pid = _flow_process(flow_run_id, 30)
     deadline = time.monotonic() + 30
-    while httpx.get(f"{served.prefect}/flow_runs/{created['flow_run_id']}").json()["state_type"] != "RUNNING":
+    while httpx.get(f"{served.prefect}/flow_runs/{flow_run_id}").json()["state_type"] != "RUNNING":
         assert time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(1)  # inside the export: the slow template takes several seconds per locale
@@ -178,6 +194,18 @@ def test_a_bulk_csv_becomes_deployment_runs_executed_by_the_runner(served, tmp_p
     runs = httpx.post(f"{served.prefect}/flow_runs/filter",
                       json={"flow_runs": {"id": {"any_": [r.flow_run_id for r in records]}}}).json()
     assert len(runs) == 17 and all(run["deployment_id"] for run in runs)  # deployment runs, not local
+
+
+def test_the_prefect_ui_run_list_shows_only_export_and_bulk_runs(served):
+    """No reconcile deployment floods the run list: the dispatcher reconciles without flow runs."""
+    deployments = httpx.post(f"{served.prefect}/deployments/filter", json={}).json()
+    assert {d["name"] for d in deployments} == {"export-email", "bulk-export"}
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{served.prefect}/flows/filter", json={}).json()}
+    runs = httpx.post(f"{served.prefect}/flow_runs/filter", json={"limit": 200}).json()
+    assert runs and {flows[run["flow_id"]] for run in runs} <= {"export-email", "bulk-export"}
+    # Nothing is queued ahead of time by a schedule: every run was created for an export or a bulk run.
+    assert not any(run["auto_scheduled"] for run in runs)
+    assert all(not d["schedules"] for d in deployments if d["name"] == "export-email")
 
 
 def test_sigint_stops_the_server_the_runner_and_the_api_leaving_no_process(served):
