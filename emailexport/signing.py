@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from emailexport.settings import Settings, get_settings
 
-__all__ = ["KEY_FILE", "sign", "sign_download_url", "signing_key", "verify"]
+__all__ = ["KEY_FILE", "preview_kind", "sign", "sign_download_url", "sign_preview_url", "signing_key", "verify"]
 
 KEY_FILE = "download-signing.key"
 _DOWNLOAD_PATH = re.compile(r"/exports/(\d+)/download/(zip|json)$")
@@ -72,6 +72,23 @@ def verify(export_id: int, kind: str, expires: int, signature: str, key: bytes, 
     if (now if now is not None else time.time()) >= expires:
         return "This download link has expired; read the export again for a fresh link"
     return None
+
+
+def preview_kind(locale: str, name: str) -> str:
+    """The signed "kind" of one preview image of an export (`preview:<locale>/<name>`)."""
+    return f"preview:{locale}/{name}"
+
+
+def sign_preview_url(base_url: str, workspace_id: int, export_id: int, locale: str, name: str,
+                     settings: Settings | None = None, now: float | None = None) -> str:
+    """A signed, expiring link to one preview image (`previews/<locale>/<name>` in the export's zip),
+    served by the API below `base_url` (EMAILEXPORT_PUBLIC_BASE_URL): what the export's Prefect
+    summary artifact shows as a thumbnail."""
+    settings = settings or get_settings()
+    expires = int(now if now is not None else time.time()) + settings.download_url_expiry_seconds
+    signature = sign(export_id, preview_kind(locale, name), expires, signing_key(settings))
+    path = f"/api/v1/workspaces/{workspace_id}/exports/{export_id}/previews/{locale}/{name}"
+    return f"{base_url.rstrip('/')}{path}?expires={expires}&signature={signature}"
 
 
 def sign_download_url(url: str, settings: Settings | None = None, now: float | None = None) -> str:

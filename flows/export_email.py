@@ -185,6 +185,7 @@ def export_email(export_id: int) -> State:
     base_errors: list[str] = []
     outputs: Outputs | None = None
     pushed: dict[str, PushOutcome] | None = None
+    previews: dict[str, bytes] | None = None
     export_type = job.record.export_type
     if export_type == "connector" and job.connector is not None:
         logger.info("Export %s: pushing %d locale(s) to %s", export_id, sum(r.ok for r in renders.values()),
@@ -193,7 +194,6 @@ def export_email(export_id: int) -> State:
     else:
         pdfs: dict[str, bytes] | None = None
         zip_images = placed.zip_files(list(renders.values()))
-        previews: dict[str, bytes] | None = None
         if job.record.options.previews and export_type in ("html", "pdf"):
             files = placed.browser_files(ImageLibrary(open_storage()))
             shots = build_previews(job.email.name, inputs, renders, image_resources(files))
@@ -210,7 +210,9 @@ def export_email(export_id: int) -> State:
             base_errors.append(f"writing the outputs failed: {exc.strerror or exc}")
 
     record = record_result(job.record, renders, base_errors, outputs, pushed)
-    publish_report.fn(record, renders, cached, list(placed.outcomes.values()))
+    thumbnails = [loc for loc in locales if f"previews/{loc}/thumbnail.png" in (previews or {})]
+    publish_report.fn(record, renders, cached, list(placed.outcomes.values()),
+                      thumbnails if outputs and outputs.download_zip_url else [])
     failed = [loc for loc, r in record.results.items() if r.status != "completed"]
     logger.info("Export %s %s: %d of %d locale(s) delivered, %d from cache%s", export_id, record.status,
                 len(locales) - len(failed), len(locales), len(cached),

@@ -69,6 +69,19 @@ def image_resources(by_key: Mapping[str, bytes]) -> Callable[[str], bytes | None
     return lookup
 
 
+def thumbnail(png: bytes, width: int = 320, height: int = 400) -> bytes:
+    """The top of a desktop screenshot (the email's first screen), `width` px wide: what the Prefect
+    summary artifact shows per locale."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        top = image.crop((0, 0, image.width, min(image.height, image.width * height // width)))
+        small = top.resize((width, top.height * width // top.width), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        small.convert("RGB").save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
 def _render(locale: str, inp: LocaleRenderInput) -> LocaleRender:
     return render_locale.fn(locale=locale, inp=inp)
 
@@ -119,6 +132,9 @@ def build_previews(title: str, inputs: Mapping[str, LocaleRenderInput], renders:
         entry.variants = [(variant_labels[k], k) for k in sorted(variant_labels)
                           if k.startswith(f"{entry.locale}/") and k in images]
         entry.problems = list(out.warnings.get(entry.locale, []))
+    for entry in gallery:
+        if "desktop" in entry.views:
+            images[f"{entry.locale}/thumbnail.png"] = thumbnail(images[entry.views["desktop"]])
     if gallery:
         out.files = {PREFIX + key: data for key, data in sorted(images.items())}
         out.files[PREFIX + "index.html"] = gallery_html(f"{title}: previews", gallery).encode("utf-8")

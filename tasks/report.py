@@ -23,10 +23,29 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def preview_lines(record: ExportRecord, locales: Sequence[str], base_url: str | None) -> list[str]:
+    """A thumbnail per previewed locale, each a signed link to the API (`base_url`, i.e.
+    EMAILEXPORT_PUBLIC_BASE_URL: `serve` sets it) that opens the full desktop screenshot; without an
+    API to serve them (the embedded default) the section says where the gallery is instead."""
+    if not locales:
+        return []
+    lines = ["", "## Previews", ""]
+    if not base_url:
+        return [*lines, f"Gallery in the zip (`previews/index.html`); `emailexport preview {record.id}` unpacks it."]
+    from emailexport.signing import sign_preview_url
+
+    for locale in locales:
+        thumb = sign_preview_url(base_url, record.workspace_id, record.id, locale, "thumbnail.png")
+        full = sign_preview_url(base_url, record.workspace_id, record.id, locale, "desktop.png")
+        lines.append(f"[![{locale}]({thumb})]({full}) **{locale}**")
+        lines.append("")
+    return lines
+
+
 def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], cached: Collection[str],
-                     images: Sequence[Any] = ()) -> str:
+                     images: Sequence[Any] = (), previews: Sequence[str] = (), base_url: str | None = None) -> str:
     """A markdown summary: status, outputs, one line per locale, then one line per library image
-    (`images`: `tasks.images.ImageOutcome`s)."""
+    (`images`: `tasks.images.ImageOutcome`s), then a thumbnail per previewed locale (`previews`)."""
     lines = [
         f"# Export {record.id}: {_cell(record.email.name)}",
         "",
@@ -67,6 +86,7 @@ def summary_markdown(record: ExportRecord, renders: Mapping[str, LocaleRender], 
                           "not_modified": "; unchanged (304), stored copy"}[o.origin]
             lines.append(f"| {_cell(o.image_id)} | {_cell(o.filename)} | {_cell(o.source)} | {', '.join(o.locales)} "
                          f"| {o.status} | {_cell(where)} |")
+    lines += preview_lines(record, previews, base_url)
     return "\n".join(lines)
 
 
@@ -88,11 +108,15 @@ def locale_rows(locale: str, render: LocaleRender, cached: bool) -> list[dict[st
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 def publish_report(record: ExportRecord, renders: dict[str, LocaleRender], cached: list[str],
-                   images: list[Any] | None = None) -> None:
-    """Create the summary artifact and the table of every locale (`locale`, `item`, `value`)."""
+                   images: list[Any] | None = None, previews: list[str] | None = None) -> None:
+    """Create the summary artifact and the table of every locale (`locale`, `item`, `value`);
+    `previews`: the locales with a preview thumbnail."""
+    from emailexport.settings import get_settings
+
     create_markdown_artifact(
         key=f"export-{record.id}-summary",
-        markdown=summary_markdown(record, renders, cached, images or ()),
+        markdown=summary_markdown(record, renders, cached, images or (), previews or (),
+                                  get_settings().public_base_url),
         description=f"Export {record.id} of {record.email.name}",
     )
     create_table_artifact(

@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 
 from emailexport.api.auth import ApiError, authorize
@@ -16,7 +16,7 @@ from emailexport.models import ExportRecord
 from emailexport.runs.flow_runs import FlowRuns, PrefectUnavailable
 from emailexport.runs.reconcile import reconcile_record
 from emailexport.settings import Settings
-from emailexport.signing import sign_download_url, signing_key, verify
+from emailexport.signing import preview_kind, sign_download_url, signing_key, verify
 from emailexport.storage import OutputStorage
 from emailexport.store import Store
 from emailexport.validation import validate_export_request
@@ -175,5 +175,45 @@ def build_router(settings: Settings, store: Store, runs: FlowRuns, storage: Outp
         if not storage.exists(key):
             raise ApiError(404, "Record not found")
         return FileResponse(storage.path(key), media_type=_MEDIA[kind], filename=key.rsplit("/", 1)[-1])
+
+    @router.get(
+        "/{export_id}/previews/{locale}/{name}", summary="Preview Image", response_class=Response,
+        responses={200: {"description": "One preview PNG of the export (docs/previews.md)",
+                         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    def preview_image(
+        request: Request, workspace_id: WorkspaceId, export_id: ExportId,
+        locale: Annotated[str, Path(max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")],
+        name: Literal["desktop.png", "mobile.png", "dark.png", "thumbnail.png"],
+        expires: Annotated[int | None, Query(ge=0, le=2**62, description="signed link: expiry (Unix time)")] = None,
+        signature: Annotated[str | None, Query(max_length=128, description="signed link: its HMAC")] = None,
+    ) -> Any:
+        """One screenshot of an export made with `options.previews` (`previews/<locale>/<name>` in its
+        zip), from any output storage. A signed link (what the Prefect summary artifact shows) needs
+        no token until it expires; otherwise the bearer token."""
+        import io
+        import zipfile
+
+        from tasks.package import output_keys
+
+        if expires is not None or signature is not None:
+            problem = verify(export_id, preview_kind(locale, name), expires or 0, signature or "",
+                             signing_key(settings))
+            if problem:
+                raise ApiError(403, problem)
+            record = store.export(export_id)
+            if record is None or record.workspace_id != workspace_id:
+                raise ApiError(404, "Record not found")
+        else:
+            record = record_of(request, workspace_id, export_id)
+        key = output_keys(record)["zip"]
+        if not record.options.previews or locale not in record.options.locales or not storage.exists(key):
+            raise ApiError(404, "Record not found")
+        try:
+            with zipfile.ZipFile(io.BytesIO(storage.read(key))) as archive:
+                data = archive.read(f"previews/{locale}/{name}")
+        except (KeyError, zipfile.BadZipFile):
+            raise ApiError(404, "Record not found") from None
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     return router
