@@ -211,7 +211,8 @@ def test_every_locale_gets_three_full_page_screenshots_of_the_right_size(example
     files, warnings = example_previews["files"], example_previews["warnings"]
     assert warnings == {}
     main = {name for name in files if name.count("/") == 2 and name.endswith(".png")}
-    assert main == {f"previews/{loc}/{view}.png" for loc in LOCALES for view in ("desktop", "mobile", "dark")}
+    views = ("desktop", "mobile", "dark", "thumbnail")
+    assert main == {f"previews/{loc}/{view}.png" for loc in LOCALES for view in views}
     for locale in LOCALES:
         desktop = _png(files[f"previews/{locale}/desktop.png"])
         mobile = _png(files[f"previews/{locale}/mobile.png"])
@@ -302,8 +303,10 @@ def test_an_html_export_with_previews_carries_the_gallery_and_18_pngs_in_its_zip
     assert state.is_completed() and record.status == "completed", record.export_errors
     names = set(zipfile.ZipFile(Path(urlsplit(record.download_zip_url).path)).namelist())
     assert "previews/index.html" in names
-    main = {n for n in names if n.startswith("previews/") and n.count("/") == 2 and n.endswith(".png")}
+    main = {n for n in names if n.startswith("previews/") and n.count("/") == 2 and n.endswith(".png")
+            and not n.endswith("/thumbnail.png")}
     assert len(main) == 18
+    assert {f"previews/{loc}/thumbnail.png" for loc in LOCALES} <= names
     assert {f"{loc}/index.html" for loc in LOCALES} <= names
     # `emailexport preview` unpacks the gallery and says where it is
     from typer.testing import CliRunner
