@@ -5,6 +5,7 @@ leave no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -69,7 +70,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("serve") / "data"
     output = data_dir.parent / "serve.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EMAILEXPORT_"))}
-    env.update(EMAILEXPORT_DATA_DIR=str(data_dir), COLUMNS="200")
+    # The slow email's template loops 4 million times: above the default render budget (issue 18),
+    # which is a setting; serve and this process's import check both get the raised budget.
+    env.update(EMAILEXPORT_DATA_DIR=str(data_dir), COLUMNS="200", **SLOW_BUDGET)
     with open(output, "wb") as out:
         process = subprocess.Popen([str(Path(sys.executable).parent / "emailexport"), "serve", "--port", "0",
                                     "--prefect-port", "0"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -82,12 +85,34 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     mini["design_systems"].append(_slow_design_system(mini["design_systems"][0]))
     mini["emails"][1]["design_system_id"] = 2
     served = Served(process, output, data_dir)
-    import_bundle(served.store, load_bundle(mini))
+    with _environment(SLOW_BUDGET):
+        import_bundle(served.store, load_bundle(mini))
     served.store.add_token(TOKEN, [3])
     yield served
     if process.poll() is None:  # the last test stops it; this is for a run that ended early
         process.send_signal(signal.SIGTERM)
         process.wait(60)
+
+
+SLOW_BUDGET = {"EMAILEXPORT_RENDER_MAX_LOOP_ITERATIONS": "10000000", "EMAILEXPORT_RENDER_TIMEOUT_SECONDS": "300"}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    from emailexport.settings import get_settings
+
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
 
 
 def _slow_design_system(design_system: dict[str, Any]) -> dict[str, Any]:
