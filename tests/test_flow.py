@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -37,9 +38,14 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
     return {run.name: run.state.name for run in runs}
 
 
-def test_html_export_writes_every_locale_and_completes_the_record(mini, monkeypatch):
+def test_html_export_writes_every_locale_and_completes_the_record(store, mini_data, monkeypatch):
     monkeypatch.setattr("flows.export_email.PROGRESS_EVERY_S", 0.0)  # a progress artifact however fast
-    record, state = _run(mini, ["en-US", "de-DE", "ar-SA"], profile="p-braze")
+    # An email name no other test renders: the render cache is shared by the session, and a cache
+    # hit has no task run, while this test checks the render task runs' names.
+    salt = uuid.uuid4().hex[:8]
+    mini_data["emails"][0]["name"] = f"{mini_data['emails'][0]['name']} {salt}"
+    import_bundle(store, load_bundle(mini_data))
+    record, state = _run(store, ["en-US", "de-DE", "ar-SA"], profile="p-braze")
     assert state.is_completed()
     assert record.status == "completed", record.export_errors
     assert record.export_errors == {"base": None}
@@ -79,7 +85,7 @@ def test_html_export_writes_every_locale_and_completes_the_record(mini, monkeypa
     # Two report artifacts and the progress, whatever the locale count (each is an API write).
     assert set(artifacts) == {f"export-{record.id}-{suffix}" for suffix in ("summary", "progress", "locales")}
     assert artifacts[f"export-{record.id}-progress"].data == 100.0
-    assert _flow_run_name(record.flow_run_id) == f"export-{record.id}-mini-news"
+    assert _flow_run_name(record.flow_run_id) == f"export-{record.id}-mini-news-{salt}"
     summary = artifacts[f"export-{record.id}-summary"]
     assert summary.type == "markdown" and "| ar-SA | completed |" in summary.data
     table = artifacts[f"export-{record.id}-locales"]

@@ -45,7 +45,7 @@ def _alive(pid: int) -> bool:
 
 def test_pdf_workers_die_with_a_sigkilled_flow_process():
     script = textwrap.dedent("""
-        from tasks.pdf import render_pdfs
+        from tasks.html_to_pdf import render_pdfs
         from tests.test_security_pdf_pool import slow_fetch
         html = '<html><body><img src="http://images.test/hero.png"></body></html>'
         render_pdfs([("en-US", html), ("de-DE", html)], fetch=slow_fetch, workers=2)
