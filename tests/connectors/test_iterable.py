@@ -267,3 +267,47 @@ def test_iterable_missing_credentials_name_the_field_only():
     record = Connector(id=9, type="iterable", name="Iterable", settings={}, credentials="env:X")
     with pytest.raises(TerminalConnectorError, match="credentials are missing or invalid: api_key"):
         IterableConnector(record, {"key": SECRET})
+
+
+# -- the example email through the export flow to the fake ---------------------------------------
+
+EXAMPLE_LOCALES = ["en-US", "de-DE", "fr-FR", "es-ES", "ar-SA", "ja-JP"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_iterable_flow_exports_the_example_email_to_the_fake(store, fake, monkeypatch):
+    import yaml
+
+    from emailexport.bundle import import_bundle, load_bundle
+    from emailexport.validation import validate_export_request
+    from flows.export_email import export_email
+    from tests.conftest import EXAMPLE
+
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    monkeypatch.setenv("NORTHWIND_ITERABLE", json.dumps({"api_key": SECRET}))
+    data["connectors"] = [{"id": 1, "type": "iterable", "name": "Iterable", "credentials": "env:NORTHWIND_ITERABLE",
+                           "settings": {"api_base_url": fake.url, "from_email": SENDER, "from_name": "Northwind"}}]
+    bundle = load_bundle(data)
+    import_bundle(store, bundle)
+    profile = next(p.id for p in bundle.dynamic_content_profiles if p.template_engine_preset == "iterable")
+    checked = validate_export_request(store, 1, {
+        "email_id": 1, "export_type": "connector", "connector_id": 1, "dynamic_content_profile_id": str(profile),
+        "options": {"locales": EXAMPLE_LOCALES, "export_field_values": {"google_analytics_campaign_name": "spring"}}})
+    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
+                                 options=checked.request.options, connector_id=1,
+                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
+    state = export_email(record.id, return_state=True)
+    record = store.require_export(record.id)
+    assert state.is_completed() and record.status == "completed", record.export_errors
+    assert record.integration_name == "Iterable"
+    ids = {loc: r.resource_id for loc, r in record.results.items()}
+    assert set(ids) == set(EXAMPLE_LOCALES) and len(set(ids.values())) == 6
+    stored = {loc: fake.resources[ids[loc]] for loc in ids}
+    assert all(t["name"].startswith("Spring Sale 2026") and "[ee-" in t["name"] for t in stored.values())
+    assert all(t["clientTemplateId"] == t["name"].rsplit("[", 1)[1].rstrip("]") for t in stored.values())
+    assert 'dir="rtl"' in stored["ar-SA"]["html"]
+    # Iterable's Handlebars: the loyalty conditional and the first-name fallback in its syntax
+    assert "{{#ifEq loyaltyTier" in stored["en-US"]["html"] and "defaultIfEmpty" in stored["en-US"]["html"]
+    assert all(t["plainText"] and t["googleAnalyticsCampaignName"] == "spring" for t in stored.values())
+    assert record.open_in_integration_url == record.results["en-US"].resource_url
+    assert fake.spec_problems == []
