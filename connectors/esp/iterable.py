@@ -44,7 +44,7 @@ _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # Iterable's limits are per second per project ("100 requests/second, per project" on the template
 # reads); a 429 without Retry-After is waited out for one window.
 _RATE_WINDOW = 1.0
-_IDS_IN_MESSAGE = re.compile(r"IDs?:?\s*\[?\s*(\d+)")
+_IDS_IN_MESSAGE = re.compile(r"IDs?:\s*\[?([\d,\s]+)")
 
 
 class IterableSettings(BaseModel):
@@ -197,7 +197,8 @@ class IterableConnector(EspConnector):
             ids = params.get("templateIds") if isinstance(params, dict) else None
             if isinstance(ids, list) and len(ids) == 1 and str(ids[0]).isdigit():
                 return str(ids[0])
-            found = _IDS_IN_MESSAGE.findall(str(body.get("msg") or ""))
+            listed = _IDS_IN_MESSAGE.search(str(body.get("msg") or ""))
+            found = re.findall(r"\d+", listed.group(1)) if listed else []
             if len(found) == 1:
                 return found[0]
         raise AmbiguousCreateError(

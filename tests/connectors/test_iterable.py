@@ -161,7 +161,7 @@ def test_iterable_update_of_a_non_numeric_id_is_not_found(make_connector):
 
 
 def test_iterable_badparams_is_a_validation_error_with_iterables_message(fake, make_connector):
-    with pytest.raises(VendorValidationError, match="BadParams: fromEmail nobody@elsewhere.example is not an"):
+    with pytest.raises(VendorValidationError, match=r"BadParams: fromEmail nobody@elsewhere\.example is not an"):
         make_connector(from_email="nobody@elsewhere.example").push(ITEM)
     assert fake.resources == {}
 
@@ -311,3 +311,18 @@ def test_iterable_flow_exports_the_example_email_to_the_fake(store, fake, monkey
     assert all(t["plainText"] and t["googleAnalyticsCampaignName"] == "spring" for t in stored.values())
     assert record.open_in_integration_url == record.results["en-US"].resource_url
     assert fake.spec_problems == []
+
+
+@pytest.mark.parametrize(("answer", "found"), [
+    ({"msg": "Upserted 1 templates with IDs: 777", "code": "Success", "params": None}, "777"),
+    ({"msg": "Upserted 2 templates with IDs: 777, 778", "code": "Success", "params": None}, None),
+    ({"msg": "x", "code": "Success", "params": {"templateIds": [777, 778]}}, None),
+    ({"msg": "Upserted", "code": "GenericError", "params": {"templateIds": [777]}}, None)])
+def test_iterable_upsert_answer_yields_one_id_or_a_lost_create(make_connector, answer, found):
+    connector = make_connector()
+    response = httpx.Response(200, json=answer, request=httpx.Request("POST", "http://x/api/templates/email/upsert"))
+    if found is None:
+        with pytest.raises(AmbiguousCreateError, match="without one template id"):
+            connector._upserted_id(response)
+    else:
+        assert connector._upserted_id(response) == found
