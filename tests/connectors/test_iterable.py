@@ -326,3 +326,21 @@ def test_iterable_upsert_answer_yields_one_id_or_a_lost_create(make_connector, a
             connector._upserted_id(response)
     else:
         assert connector._upserted_id(response) == found
+
+
+@pytest.mark.parametrize(("path", "body", "problem"), [
+    ("/api/templates/email/upsert", {"name": "x", "html": "<p>x</p>"}, "clientTemplateId"),
+    ("/api/templates/email/upsert", {"clientTemplateId": "ee-x", "folderId": 3}, "folderId"),
+    ("/api/templates/email/update", {"templateId": "12", "html": "<p>x</p>"}, "templateId")])
+def test_iterable_fake_rejects_what_the_spec_rejects(fake, path, body, problem):
+    # The fake is strict: a request Iterable's contract refuses is recorded as a spec problem.
+    httpx.post(f"{fake.url}{path}", json=body, headers={"Api-Key": SECRET})
+    assert any(problem in p for p in fake.spec_problems), fake.spec_problems
+    fake.spec_problems.clear()
+
+
+def test_iterable_fake_needs_the_api_key_header(fake):
+    response = httpx.get(f"{fake.url}/api/templates/getByClientTemplateId", params={"clientTemplateId": "ee-x"})
+    assert response.status_code == 401 and response.json()["code"] == "BadApiKey"
+    assert any("Api-Key" in p or "api_key" in p.lower() for p in fake.spec_problems), fake.spec_problems
+    fake.spec_problems.clear()
