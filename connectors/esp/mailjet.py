@@ -9,7 +9,7 @@ content"; docs/connectors/mailjet.md):
   `Headers` object (`Subject`, `From`, `Reply-To`).
 
 An update renames the template (`PUT /REST/template/{id}`; Mailjet answers 304 when nothing
-changed, which is not an error) and replaces the content (`PUT .../detailcontent` with every
+changed, which is not an error) and replaces the content (`POST .../detailcontent` with every
 field, so a text part or reply-to removed from the email leaves Mailjet too). A lost create is
 looked up by listing `GET /REST/template?OwnerType=...` page by page and matching the exact
 marked name (Mailjet keeps (OwnerType, Name) unique, so there is at most one).
@@ -136,10 +136,12 @@ class MailjetConnector(EspConnector):
         return self._result(template_id, item)
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
-        """PUT /REST/template/{id} (the name; 304 = unchanged) and PUT its detailcontent; a template
+        """PUT /REST/template/{id} (the name; 304 = unchanged) and POST its detailcontent again; a template
         deleted in Mailjet answers 404 -> ResourceNotFoundError."""
         self.api.request("PUT", f"/REST/template/{resource_id}", json=self._template(item, creating=False))
-        self.api.request("PUT", f"/REST/template/{resource_id}/detailcontent", json=self._content(item))
+        # POST sets the whole content (Mailjet's SDKs list GET and POST on detailcontent): repeatable.
+        self.api.request("POST", f"/REST/template/{resource_id}/detailcontent", json=self._content(item),
+                         idempotent=True)
         return self._result(resource_id, item)
 
     def find_by_marker(self, item: PushItem) -> str | None:

@@ -193,10 +193,11 @@ def test_mailjet_429_beyond_the_wait_bound_reaches_the_task_retry(fake, make_con
 def test_mailjet_5xx_on_an_update_is_retried_then_reported(fake, make_connector):
     connector = make_connector(sleep=lambda s: None)
     first = connector.push(ITEM)
-    fake.inject(method="PUT", path=r"/detailcontent$", reply=fake.server_error(), times=5)
+    fake.inject(method="POST", path=r"/detailcontent$", reply=fake.server_error(), times=5)
     with pytest.raises(ServerError, match="HTTP 500: Internal Server Error"):
         connector.push(ITEM, previous_resource_id=first.resource_id)
-    assert fake.count("PUT", r"/detailcontent$") == 3
+    assert fake.count("POST", r"/detailcontent$") == 1 + 3  # the create's, then three attempts
+    assert len(fake.resources) == 1
 
 
 def test_mailjet_timeout_on_the_content_step_is_finished_by_the_retry_without_a_second_template(

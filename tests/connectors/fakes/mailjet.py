@@ -4,7 +4,8 @@ Mailjet publishes no OpenAPI file, so the fake validates every request against t
 Mailjet's reference pages (docs/connectors/mailjet.md lists them): HTTP Basic auth with the API
 key and secret key, JSON bodies holding only the resource's documented properties with their
 types (Name required on a template; EditMode 1-4; OwnerType apikey/user/global; Purposes from
-marketing/transactional/automation; detail content Html-part / Text-part / Headers / MJMLContent),
+marketing/transactional/automation; detail content Html-part / Text-part / Headers / MJMLContent,
+set by POST and read by GET only, as Mailjet's SDKs list them),
 (OwnerType, Name) unique, and the listing's filters (OwnerType, Limit up to 1000, Offset). A request
 outside that is answered with Mailjet's 400 and recorded in `spec_problems` (which the tests
 assert empty). Answers are Mailjet's `{"Count", "Data", "Total"}` envelopes, errors its
@@ -52,7 +53,7 @@ class MailjetFake(FakeVendor):
 
     name = "mailjet"
     create_route = ("POST", r"/v3/REST/template$")
-    update_route = ("PUT", r"/v3/REST/template/\d+/detailcontent$")
+    update_route = ("POST", r"/v3/REST/template/\d+/detailcontent$")  # content is (re)set by POST
     lookup_route = ("GET", r"/v3/REST/template$")
 
     def __init__(self, api_key: str, secret_key: str) -> None:
@@ -69,8 +70,6 @@ class MailjetFake(FakeVendor):
         self.route("GET", r"/v3/REST/template/(?P<template_id>[^/]+)", self._authorized(self._get))
         self.route("PUT", r"/v3/REST/template/(?P<template_id>[^/]+)", self._authorized(self._rename))
         self.route("POST", r"/v3/REST/template/(?P<template_id>[^/]+)/detailcontent",
-                   self._authorized(self._set_content))
-        self.route("PUT", r"/v3/REST/template/(?P<template_id>[^/]+)/detailcontent",
                    self._authorized(self._set_content))
         self.route("GET", r"/v3/REST/template/(?P<template_id>[^/]+)/detailcontent",
                    self._authorized(self._get_content))
@@ -206,7 +205,7 @@ class MailjetFake(FakeVendor):
                             headers=dict(headers), subject=headers.get("Subject", ""),
                             updated_at=int(time.time() * 1000))
             shown = self._content(template)
-        return Reply(201 if request.method == "POST" else 200, _envelope(shown))
+        return Reply(201, _envelope(shown))
 
     def _get_content(self, request: RecordedRequest, template_id: str) -> Reply:
         template = self.resources.get(template_id)
