@@ -3,7 +3,7 @@
 A Mailjet template is two resources (Mailjet API reference, "Template" and "Template detail
 content"; docs/connectors/mailjet.md):
 
-- `POST /REST/template` makes the template (Name, OwnerType, EditMode, Purposes, Locale, ...)
+- `POST /REST/template` makes the template (Name, OwnerType, EditMode, Purposes, ...)
   and answers `{"Count", "Data": [{"ID", ...}], "Total"}`;
 - `POST /REST/template/{id}/detailcontent` sets its content: `Html-part`, `Text-part` and the
   `Headers` object (`Subject`, `From`, `Reply-To`).
@@ -167,7 +167,8 @@ class MailjetConnector(EspConnector):
                 "OwnerType": self.settings.owner_type,
                 "EditMode": _HTML_MODE,
                 "Purposes": list(self.settings.purposes),
-                "Locale": item.locale.replace("-", "_"),  # Mailjet writes locales as en_US
+                # No Locale: the reference types it as free text (en_US) without listing what Mailjet
+                # accepts, and a refused value would fail the locale for metadata only.
                 "IsTextPartGenerationEnabled": not item.plaintext,
             })
         return body

@@ -100,7 +100,7 @@ def test_mailjet_create_sends_the_template_then_its_detail_content(fake, make_co
     assert template.pop("Name") == fake.resources[result.resource_id]["name"]
     assert fake.resources[result.resource_id]["name"].startswith(ITEM.name + " [ee-")
     assert template == {"Description": "", "OwnerType": "apikey", "EditMode": 2, "Purposes": ["transactional"],
-                        "Locale": "de_DE", "IsTextPartGenerationEnabled": False}
+                        "IsTextPartGenerationEnabled": False}
     content = _bodies(fake, "POST", r"/detailcontent$")[0]
     assert content == {"Html-part": ITEM.html, "Text-part": ITEM.plaintext,
                        "Headers": {"Subject": ITEM.subject, "From": f'"Shop" <{SENDER}>',
@@ -285,7 +285,7 @@ def test_mailjet_example_email_exports_through_the_flow(store, fake, monkeypatch
     assert set(ids) == set(locales) and len(set(ids.values())) == len(locales)
     for locale, template_id in ids.items():
         stored = fake.resources[template_id]
-        assert stored["locale"] == locale.replace("-", "_") and stored["subject"] and stored["text"]
+        assert stored["name"].startswith(f"{email.name} ({locale}) [ee-") and stored["subject"] and stored["text"]
         assert "{{data:" in stored["html"] or "{% if data:" in stored["html"]  # Mailjet's template language
     assert final.open_in_integration_url == f"https://app.mailjet.com/template/{ids[locales[0]]}/build"
     assert fake.spec_problems == []
