@@ -6,7 +6,7 @@ content"; docs/connectors/mailjet.md):
 - `POST /REST/template` makes the template (Name, OwnerType, EditMode, Purposes, ...)
   and answers `{"Count", "Data": [{"ID", ...}], "Total"}`;
 - `POST /REST/template/{id}/detailcontent` sets its content: `Html-part`, `Text-part` and the
-  `Headers` object (`Subject`, `From`, `Reply-To`).
+  `Headers` object (`Subject`, `From`, `Reply-to`, as Mailjet's .NET SDK names them).
 
 An update renames the template (`PUT /REST/template/{id}`; Mailjet answers 304 when nothing
 changed, which is not an error) and replaces the content (`POST .../detailcontent` with every
@@ -93,7 +93,7 @@ class MailjetConnector(EspConnector):
     credentials_model = MailjetCredentials
     # export_field_values key -> what it sets in Mailjet
     declared_fields: ClassVar[Mapping[str, str]] = MappingProxyType({
-        "reply_to": "Headers.Reply-To",
+        "reply_to": "Headers.Reply-to",
         "description": "template Description",
     })
     extra_per_locale_keys = frozenset(declared_fields)
@@ -180,7 +180,7 @@ class MailjetConnector(EspConnector):
             headers["From"] = f'"{name}" <{self.settings.sender_email}>' if name else self.settings.sender_email
         reply_to = self._value(item, "reply_to")
         if reply_to:
-            headers["Reply-To"] = reply_to
+            headers["Reply-to"] = reply_to  # spelt as Mailjet's own SDK names the template header
         return {"Html-part": item.html, "Text-part": item.plaintext, "Headers": headers}
 
     def _result(self, template_id: str, item: PushItem) -> PushResult:

@@ -104,9 +104,9 @@ def test_mailjet_create_sends_the_template_then_its_detail_content(fake, make_co
     content = _bodies(fake, "POST", r"/detailcontent$")[0]
     assert content == {"Html-part": ITEM.html, "Text-part": ITEM.plaintext,
                        "Headers": {"Subject": ITEM.subject, "From": f'"Shop" <{SENDER}>',
-                                   "Reply-To": "help@shop.example"}}
+                                   "Reply-to": "help@shop.example"}}
     stored = fake.resources[result.resource_id]
-    assert stored["text"] == ITEM.plaintext and stored["headers"]["Reply-To"] == "help@shop.example"
+    assert stored["text"] == ITEM.plaintext and stored["headers"]["Reply-to"] == "help@shop.example"
 
 
 def test_mailjet_update_clears_what_the_export_no_longer_has(fake, make_connector):
@@ -114,7 +114,7 @@ def test_mailjet_update_clears_what_the_export_no_longer_has(fake, make_connecto
     first = connector.push(replace(ITEM, fields={"reply_to": "help@shop.example"}))
     connector.push(replace(ITEM, plaintext=""), previous_resource_id=first.resource_id)
     stored = fake.resources[first.resource_id]
-    assert "Reply-To" not in stored["headers"] and stored["text"] == ""
+    assert "Reply-to" not in stored["headers"] and stored["text"] == ""
 
 
 def test_mailjet_answers_304_to_an_unchanged_name_and_the_update_goes_on(fake, make_connector):

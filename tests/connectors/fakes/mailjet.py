@@ -34,7 +34,9 @@ _TEMPLATE_FIELDS: dict[str, type | tuple[type, ...]] = {
 _CONTENT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "Html-part": str, "Text-part": str, "Headers": dict, "MJMLContent": (str, dict),
 }
-_HEADER_NAMES = {"Subject", "From", "Reply-To", "SenderName", "SenderEmail"}
+# Header names of a template (Mailjet's .NET SDK TemplateDetailcontent: From, Subject, Reply-to;
+# SenderName / SenderEmail as the app stores them), compared without case as mail headers are.
+_HEADER_NAMES = {"subject", "from", "reply-to", "sendername", "senderemail"}
 _LIST_FILTERS = {"OwnerType", "Limit", "Offset", "EditMode", "Purposes", "Locale", "Name", "Countonly", "Sort"}
 _OWNER_TYPES = {"apikey", "user", "global"}
 _PURPOSES = {"marketing", "transactional", "automation"}
@@ -192,7 +194,7 @@ class MailjetFake(FakeVendor):
         if isinstance(body, Reply):
             return body
         headers = body.get("Headers", {})
-        unknown = set(headers) - _HEADER_NAMES
+        unknown = {h for h in headers if str(h).lower() not in _HEADER_NAMES}
         if unknown or not all(isinstance(v, str) for v in headers.values()):
             return self._reject(request, f"Invalid Headers: {sorted(unknown) or 'values must be strings'}")
         if "Html-part" not in body and "Text-part" not in body and "MJMLContent" not in body:
