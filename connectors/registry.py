@@ -22,6 +22,7 @@ ESP_CONNECTORS: dict[str, str] = {
     "iterable": "connectors.esp.iterable:IterableConnector",
     "klaviyo": "connectors.esp.klaviyo:KlaviyoConnector",
     "mailchimp": "connectors.esp.mailchimp:MailchimpConnector",
+    "mailjet": "connectors.esp.mailjet:MailjetConnector",
     "salesforce_marketing_cloud": "connectors.esp.sfmc:SalesforceMarketingCloudConnector",
     "sendgrid": "connectors.esp.sendgrid:SendGridConnector",
 }

@@ -74,7 +74,7 @@ UNCONFIRMED: dict[str, list[str]] = {
         "attribute naming (lower case, separators removed)",
     ],
     "mailjet": [
-        '{% elseif %} and a "" default inside conditions ({{data:x:""}})',
+        'a "" default inside conditions (data:x:"" == "y")',
         "attribute naming (lower case, firstname/lastname)",
         "{% raw %} to write {{ and {% as text",
     ],
