@@ -21,6 +21,7 @@ ESP_CONNECTORS: dict[str, str] = {
     "brevo": "connectors.esp.brevo:BrevoConnector",
     "klaviyo": "connectors.esp.klaviyo:KlaviyoConnector",
     "mailchimp": "connectors.esp.mailchimp:MailchimpConnector",
+    "marketo": "connectors.esp.marketo:MarketoConnector",
     "salesforce_marketing_cloud": "connectors.esp.sfmc:SalesforceMarketingCloudConnector",
     "sendgrid": "connectors.esp.sendgrid:SendGridConnector",
 }
