@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import threading
 import time
@@ -58,10 +59,11 @@ TOKEN_MARGIN = 60.0  # seconds before expiry at which a cached token is no longe
 TOKEN_CODES = {"601", "602"}
 RATE_CODES = {"606", "615"}
 QUOTA_CODE = "607"
-TRANSIENT_CODES = {"604", "608", "611", "713"}
+TRANSIENT_CODES = {"502", "604", "608", "611", "713"}
 NOT_FOUND_CODES = {"610", "702"}
 DENIED_CODES = {"603"}
 FORM = "application/x-www-form-urlencoded"
+_VELOCITY = re.compile(r"#(?:if|elseif)\(|#\{end\}")
 
 
 class MarketoSettings(BaseModel):
@@ -79,6 +81,8 @@ class MarketoSettings(BaseModel):
     operational: bool = False
     # Where "open in Marketo" points: the instance's app host (e.g. https://app-ab12.marketo.com)
     app_url: str = "https://app.marketo.com"
+    # Approve the email after each push (Marketo keeps API edits in a draft until approved)
+    approve: bool = False
     # Seconds to wait on 606/615 (Marketo's window is 20 s and it names no wait of its own)
     rate_limit_wait: float = Field(default=20.0, ge=0.0, le=120.0)
 
@@ -276,12 +280,18 @@ class MarketoConnector(EspConnector):
         folder = int(item.folder_id) if item.folder_id else self.settings.folder_id
         return json.dumps({"id": folder, "type": "Folder"})
 
+    @staticmethod
+    def _name(item: PushItem) -> str:
+        """The name Marketo keeps: its asset API cannot look up a name containing a comma, so commas
+        become semicolons (the lookup by marker must find what the create made)."""
+        return item.name.replace(",", ";")
+
     def _description(self, item: PushItem) -> str:
         return item.fields.get("description") or f"Exported by emailexport ({item.locale})"
 
     def create(self, item: PushItem) -> PushResult:
         from_name, from_email, reply = self._sender(item)
-        form = {"name": item.name, "folder": self._folder(item), "template": self.settings.template_id,
+        form = {"name": self._name(item), "folder": self._folder(item), "template": self.settings.template_id,
                 "subject": item.subject, "fromName": from_name, "fromEmail": from_email, "replyEmail": reply,
                 "description": self._description(item), "operational": str(self.settings.operational).lower()}
         body = self._call("POST", "/rest/asset/v1/emails.json", form=form, creates=True)
@@ -302,7 +312,12 @@ class MarketoConnector(EspConnector):
         found = self._call("GET", f"/rest/asset/v1/email/{resource_id}.json")
         if not found.get("result"):
             raise ResourceNotFoundError(f"Marketo: email {resource_id} no longer exists ({found.get('warnings')})")
-        return self._fill(resource_id, item, created=False)
+        result = self._fill(resource_id, item, created=False)
+        folder = (found["result"][0].get("folder") or {}).get("id")
+        if item.folder_id and str(folder) != str(item.folder_id):
+            result = result.warn(f"Marketo email {resource_id} stays in folder {folder}: the API cannot move an "
+                                 f"email, so folder_id {item.folder_id} applies to new emails only")
+        return result
 
     def _fill(self, email_id: str, item: PushItem, *, created: bool) -> PushResult:
         base = f"/rest/asset/v1/email/{email_id}"
@@ -316,10 +331,19 @@ class MarketoConnector(EspConnector):
         self._call("POST", f"{base}/content.json", form={k: json.dumps(v) for k, v in header.items()},
                    idempotent=True)
         # Name (an update may carry a new one), description and preheader (emptied when the export has none).
-        meta = {"name": item.name, "description": self._description(item), "preHeader": item.preheader,
+        meta = {"name": self._name(item), "description": self._description(item), "preHeader": item.preheader,
                 "autoCopyToText": "true"}
         self._call("POST", f"{base}.json", form=meta, idempotent=True)
+        if self.settings.approve:
+            self._call("POST", f"{base}/approveDraft.json", idempotent=True)
         result = PushResult(email_id, self.resource_url(email_id))
+        if "," in item.name:
+            result = result.warn("Marketo cannot look up asset names containing commas: the email is named "
+                                 f"{self._name(item)!r}")
+        if _VELOCITY.search(item.html) or _VELOCITY.search(item.subject):
+            result = result.warn("the email holds Velocity conditionals (#if ... #{end}), which Marketo runs only "
+                                 "inside an Email Script token: they were pushed inline, where Marketo shows them "
+                                 "as text; move each into a {{my.}} script token of the program")
         # The export's plain text is itself derived from the HTML; Marketo's v1 API has no field for
         # an email's whole text version, so autoCopyToText has Marketo derive it from the same HTML
         # (docs/connectors/marketo.md, "Text version").
@@ -331,13 +355,14 @@ class MarketoConnector(EspConnector):
     def find_by_marker(self, item: PushItem) -> str | None:
         """The email whose name is the item's marked name (the marker makes it unique to this
         export's locale); Marketo answers 702 "No data found" when there is none."""
-        params: dict[str, Any] = {"name": item.name}
+        name = self._name(item)
+        params: dict[str, Any] = {"name": name}
         try:
             body = self._call("GET", "/rest/asset/v1/email/byName.json", params=params)
         except ResourceNotFoundError:
             return None
         for email in body.get("result") or []:
-            if email["name"] == item.name and item.marker in email["name"]:
+            if email["name"] == name and item.marker in email["name"]:
                 return str(email["id"])
         return None
 

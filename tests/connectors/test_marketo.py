@@ -125,7 +125,7 @@ def test_marketo_a_second_token_error_fails_without_a_loop_or_secrets(fake, make
         connector.push(replace(ITEM, name="Refused"))
     assert SECRET not in str(info.value) and CLIENT_ID not in str(info.value)
     assert fake.count(*TOKEN) == 2 and fake.count("POST", CREATE) == 3
-    assert not any(connector._token and connector._token in str(info.value) for _ in [0])
+    assert connector._token and connector._token not in str(info.value)
 
 
 def test_marketo_wrong_client_secret_is_the_identity_services_401(fake):
@@ -293,3 +293,46 @@ def test_marketo_flow_exports_the_example_email_to_the_fake(fake, store, monkeyp
         assert stored["html"].lstrip().lower().startswith("<!doctype html") and stored["subject"]
         assert record.results[locale].resource_url == f"https://app.marketo.com/#EM{email_id}A1"
     assert fake.spec_problems == []
+
+
+def test_marketo_a_name_with_a_comma_is_kept_findable_and_reported(fake, make_connector):
+    item = replace(ITEM, name="Spring, Sale (de-DE)", marker="ee-comma0000000")
+    fake.inject(method="POST", path=CREATE, delay=CLIENT_TIMEOUT + 0.5, delay_after_handling=True)
+    result = make_connector(sleep=lambda s: None).push(item)
+    assert list(fake.resources) == [result.resource_id]  # the lost create was found, not made twice
+    assert fake.resources[result.resource_id]["name"] == "Spring; Sale (de-DE) [ee-comma0000000]"
+    assert any("commas" in w for w in result.warnings)
+
+
+def test_marketo_approve_setting_approves_the_draft_after_each_push(fake, make_connector):
+    connector = make_connector(approve=True)
+    first = connector.push(ITEM)
+    assert fake.resources[first.resource_id]["status"] == "approved"
+    connector.push(replace(ITEM, subject="Neu"), previous_resource_id=first.resource_id)
+    assert fake.resources[first.resource_id]["status"] == "approved"
+    assert fake.count("POST", r"/approveDraft\.json$") == 2
+    plain = make_connector().push(replace(ITEM, name="Draft only"))
+    assert fake.resources[plain.resource_id]["status"] == "draft"
+
+
+def test_marketo_an_update_cannot_move_the_email_and_says_so(fake, make_connector):
+    connector = make_connector()
+    first = connector.push(ITEM)
+    second = connector.push(replace(ITEM, folder_id="1002"), previous_resource_id=first.resource_id)
+    assert fake.resources[first.resource_id]["folder"] == 1001
+    assert any("stays in folder 1001" in w and "folder_id 1002" in w for w in second.warnings)
+
+
+def test_marketo_velocity_conditionals_inline_are_a_warning(fake, make_connector):
+    html = ITEM.html.replace("<p>Hallo</p>", '#if(${lead.Tier} == "gold")<p>Gold</p>#{else}<p>Hallo</p>#{end}')
+    result = make_connector().push(replace(ITEM, html=html))
+    assert any("Email Script token" in w for w in result.warnings)
+    assert "#if(" in fake.resources[result.resource_id]["html"]  # pushed, and the user is told
+
+
+def test_marketo_502_in_the_errors_array_is_retried_on_reads(fake, make_connector):
+    connector = make_connector(sleep=lambda s: None)
+    first = connector.push(ITEM)
+    fake.inject(method="GET", path=r"/email/\d+\.json$", reply=_failure("502", "Bad Gateway"))
+    again = connector.push(replace(ITEM, subject="Nach 502"), previous_resource_id=first.resource_id)
+    assert again.resource_id == first.resource_id and fake.resources[first.resource_id]["subject"] == "Nach 502"

@@ -149,6 +149,7 @@ class FakeMarketo(FakeVendor):
         self.route("POST", r"/rest/asset/v1/email/(?P<email_id>\d+)\.json", self._meta)
         self.route("POST", r"/rest/asset/v1/email/(?P<email_id>\d+)/content\.json", self._content)
         self.route("POST", r"/rest/asset/v1/email/(?P<email_id>\d+)/fullContent\.json", self._full_content)
+        self.route("POST", r"/rest/asset/v1/email/(?P<email_id>\d+)/approveDraft\.json", self._approve)
 
     # -- the vendor's own fault replies ----------------------------------------------------
 
@@ -200,7 +201,7 @@ class FakeMarketo(FakeVendor):
                 "fromEmail": {"type": "Text", "value": r["from_email"]},
                 "replyEmail": {"type": "Text", "value": r["reply_email"]},
                 "template": r["template"], "operational": r["operational"], "publishToMSI": False,
-                "status": "draft", "textOnly": False, "webView": False, "autoCopyToText": r["auto_copy"],
+                "status": r["status"], "textOnly": False, "webView": False, "autoCopyToText": r["auto_copy"],
                 "preHeader": r["preheader"], "version": 2, "workspace": "Default",
                 "createdAt": "2026-12-02T08:00:00Z+0000", "updatedAt": "2026-12-02T08:00:00Z+0000"}
 
@@ -226,7 +227,7 @@ class FakeMarketo(FakeVendor):
             "from_name": f["fromName"], "from_email": f["fromEmail"], "reply_email": f["replyEmail"],
             "description": f.get("description", ""), "operational": f.get("operational") == "true",
             "html": "<html><body><div class='mktoText' id='body'>template body</div></body></html>",
-            "preheader": None, "auto_copy": False}
+            "preheader": None, "auto_copy": False, "status": "draft"}
         self.born(email_id)
         return _success([self._document(email_id)])
 
@@ -238,6 +239,8 @@ class FakeMarketo(FakeVendor):
 
     def _by_name(self, request: RecordedRequest) -> Reply:
         name = request.query.get("name", [""])[-1]
+        if "," in name:  # "the Asset APIs are unable to search for Asset names containing commas"
+            return self._missing()
         folder = json.loads(request.query["folder"][-1])["id"] if "folder" in request.query else None
         ids = [i for i in self.listed(list(self.resources))
                if self.resources[i]["name"] == name and (folder is None or self.resources[i]["folder"] == folder)]
@@ -268,6 +271,12 @@ class FakeMarketo(FakeVendor):
                 r[key] = value["value"]
         return _success([{"id": int(email_id)}])
 
+    def _approve(self, request: RecordedRequest, email_id: str) -> Reply:
+        if email_id not in self.resources:
+            return _failure("702", "Email not found")
+        self.resources[email_id]["status"] = "approved"
+        return _success([{"id": int(email_id)}])
+
     def _full_content(self, request: RecordedRequest, email_id: str) -> Reply:
         if email_id not in self.resources:
             return _failure("702", "Email not found")
@@ -276,5 +285,5 @@ class FakeMarketo(FakeVendor):
             return _failure("701", "content cannot be blank")
         if "<script" in html.lower():
             return _failure("709", "HTML content cannot include JavaScript or script tags")
-        self.resources[email_id]["html"] = html
+        self.resources[email_id].update(html=html, status="draft")  # an edit makes a draft
         return _success([{"id": int(email_id)}])
