@@ -63,6 +63,7 @@ TRANSIENT_CODES = {"502", "604", "608", "611", "713"}
 NOT_FOUND_CODES = {"610", "702"}
 DENIED_CODES = {"603"}
 FORM = "application/x-www-form-urlencoded"
+_SCRIPT = re.compile(r"<script\b", re.IGNORECASE)
 _VELOCITY = re.compile(r"#(?:if|elseif)\(|#\{end\}")
 
 
@@ -289,7 +290,16 @@ class MarketoConnector(EspConnector):
     def _description(self, item: PushItem) -> str:
         return item.fields.get("description") or f"Exported by emailexport ({item.locale})"
 
+    @staticmethod
+    def _check_html(item: PushItem) -> None:
+        """Refuse before anything is made what Marketo's full-content update refuses ("File cannot
+        include JavaScript or script tags"), so a create does not leave an email without its HTML."""
+        if _SCRIPT.search(item.html):
+            raise VendorValidationError(f"Marketo: the HTML of {item.locale} has a <script> tag, which Marketo "
+                                        "does not accept in an email's content")
+
     def create(self, item: PushItem) -> PushResult:
+        self._check_html(item)
         from_name, from_email, reply = self._sender(item)
         form = {"name": self._name(item), "folder": self._folder(item), "template": self.settings.template_id,
                 "subject": item.subject, "fromName": from_name, "fromEmail": from_email, "replyEmail": reply,
@@ -302,9 +312,16 @@ class MarketoConnector(EspConnector):
                                                   "email's id; the create may have happened")) from None
         # From here the email exists: a retry of this push updates it instead of creating another.
         self._made[item.marker] = email_id
-        return self._fill(email_id, item, created=True)
+        try:
+            return self._fill(email_id, item, created=True)
+        except VendorValidationError as exc:
+            # Not a refusal of the create (which the shared push would read as "this marker exists"):
+            # the email was made and a later step was refused; a retry finishes this email.
+            raise TerminalConnectorError(f"{exc} (email {email_id} was created; a retry of the export updates "
+                                         "it)", status_code=exc.status_code) from None
 
     def update(self, resource_id: str, item: PushItem) -> PushResult:
+        self._check_html(item)
         if not resource_id.isdigit():
             raise ResourceNotFoundError(f"Marketo email ids are numbers, not {resource_id!r}")
         # Fails with 702/610 (not found) when the email was deleted: the push then creates one.

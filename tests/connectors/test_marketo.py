@@ -171,6 +171,7 @@ def test_marketo_script_in_the_html_is_refused_as_marketo_does(fake, make_connec
     item = replace(ITEM, html="<html><body><script>x()</script></body></html>")
     with pytest.raises(VendorValidationError, match="script"):
         make_connector().push(item)
+    assert fake.resources == {} and fake.count("POST", CREATE) == 0  # refused before anything was made
 
 
 def test_marketo_http_5xx_from_the_gateway_is_retried_on_updates(fake, make_connector):
@@ -336,3 +337,16 @@ def test_marketo_502_in_the_errors_array_is_retried_on_reads(fake, make_connecto
     fake.inject(method="GET", path=r"/email/\d+\.json$", reply=_failure("502", "Bad Gateway"))
     again = connector.push(replace(ITEM, subject="Nach 502"), previous_resource_id=first.resource_id)
     assert again.resource_id == first.resource_id and fake.resources[first.resource_id]["subject"] == "Nach 502"
+
+
+def test_marketo_a_failed_step_after_the_create_is_finished_without_a_second_email(fake, make_connector):
+    connector = make_connector()
+    item = replace(ITEM, marker="ee-halfdone0000")
+    fake.inject(method="POST", path=r"/fullContent\.json$", reply=_failure("709", "Email is locked"))
+    with pytest.raises(TerminalConnectorError, match="Email is locked") as info:
+        connector.push(item)
+    assert not isinstance(info.value, VendorValidationError)  # not read as "this marker was created before"
+    assert len(fake.resources) == 1  # made, without its HTML
+    result = connector.push(item, retrying=True)
+    assert list(fake.resources) == [result.resource_id] and fake.count("POST", CREATE) == 1
+    assert fake.resources[result.resource_id]["html"] == ITEM.html
