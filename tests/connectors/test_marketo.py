@@ -350,3 +350,28 @@ def test_marketo_a_failed_step_after_the_create_is_finished_without_a_second_ema
     result = connector.push(item, retrying=True)
     assert list(fake.resources) == [result.resource_id] and fake.count("POST", CREATE) == 1
     assert fake.resources[result.resource_id]["html"] == ITEM.html
+
+
+def test_marketo_fake_rejects_what_marketos_spec_rejects(fake):
+    from tests.connectors.spec import RecordedRequest
+
+    def problems(method: str, path: str, body: bytes = b"", content_type: str = "application/x-www-form-urlencoded",
+                 query: dict[str, list[str]] | None = None, auth: str = "Bearer t") -> list[str]:
+        headers = {"content-type": content_type, "authorization": auth}
+        return fake.spec.problems(RecordedRequest(method, path, query or {}, headers, body))
+
+    good = (b"name=n&folder=%7B%22id%22%3A1001%2C%22type%22%3A%22Folder%22%7D&template=1044&subject=s"
+            b"&fromName=a&fromEmail=b%40c.d&replyEmail=b%40c.d")
+    assert problems("POST", "/rest/asset/v1/emails.json", good) == []
+    assert any("bogus" in p for p in problems("POST", "/rest/asset/v1/emails.json", good + b"&bogus=1"))
+    assert any("template" in p for p in problems("POST", "/rest/asset/v1/emails.json",
+                                                 good.replace(b"template=1044", b"template=abc")))
+    assert any("JSON body" in p for p in problems("POST", "/rest/asset/v1/emails.json", b'{"name": "n"}',
+                                                  "application/json"))
+    assert any("Bearer" in p for p in problems("GET", "/rest/asset/v1/email/1.json", auth=""))
+    assert any("no such operation" in p for p in problems("PUT", "/rest/asset/v1/email/1.json"))
+    assert any("client_secret" in p for p in problems("GET", "/identity/oauth/token", auth="",
+                                                      query={"grant_type": ["client_credentials"],
+                                                             "client_id": ["x"]}))
+    header = b'subject=%7B%22value%22%3A%22s%22%7D'  # EmailHeaderField without its required type
+    assert any("type" in p for p in problems("POST", "/rest/asset/v1/email/1/content.json", header))
