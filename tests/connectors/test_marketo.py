@@ -375,3 +375,21 @@ def test_marketo_fake_rejects_what_marketos_spec_rejects(fake):
                                                              "client_id": ["x"]}))
     header = b'subject=%7B%22value%22%3A%22s%22%7D'  # EmailHeaderField without its required type
     assert any("type" in p for p in problems("POST", "/rest/asset/v1/email/1/content.json", header))
+
+
+def test_marketo_a_non_numeric_folder_id_is_a_422_naming_the_field(mini, mini_data, fake):
+    from emailexport.bundle import import_bundle, load_bundle
+    from emailexport.errors import ValidationFailed
+    from emailexport.validation import validate_export_request
+
+    mini_data["connectors"] = [{"id": 5, "type": "marketo", "name": "Marketo", "settings": _settings(fake)}]
+    import_bundle(mini, load_bundle(mini_data))
+    with pytest.raises(ValidationFailed) as info:
+        validate_export_request(mini, 3, {
+            "email_id": 1, "export_type": "connector", "connector_id": 5, "dynamic_content_profile_id": "p-braze",
+            "options": {"locales": ["en-US"], "folder_id": "Emails",
+                        "per_locale_options": {"en-US": {"folder_id": "12x"}}}})
+    errors = info.value.errors
+    assert "Marketo folder id" in errors["options.folder_id"][0] and "'Emails'" in errors["options.folder_id"][0]
+    assert "'12x'" in errors["options.per_locale_options.en-US.folder_id"][0]
+    assert fake.requests == []  # refused before anything was sent
