@@ -293,6 +293,10 @@ def test_marketo_flow_exports_the_example_email_to_the_fake(fake, store, monkeyp
         assert stored["folder"] == 1002 and stored["name"].endswith("]") and "[ee-" in stored["name"]
         assert stored["html"].lstrip().lower().startswith("<!doctype html") and stored["subject"]
         assert record.results[locale].resource_url == f"https://app.marketo.com/#EM{email_id}A1"
+        # The example's subject is a conditional, in Velocity, which Marketo runs only in script tokens:
+        # it is pushed, and the user is told.
+        assert "#if(" in stored["subject"]
+        assert any("Email Script token" in w for w in record.warnings[locale] or []), record.warnings
     assert fake.spec_problems == []
 
 
