@@ -23,6 +23,7 @@ ESP_CONNECTORS: dict[str, str] = {
     "klaviyo": "connectors.esp.klaviyo:KlaviyoConnector",
     "mailchimp": "connectors.esp.mailchimp:MailchimpConnector",
     "mailjet": "connectors.esp.mailjet:MailjetConnector",
+    "marketo": "connectors.esp.marketo:MarketoConnector",
     "salesforce_marketing_cloud": "connectors.esp.sfmc:SalesforceMarketingCloudConnector",
     "sendgrid": "connectors.esp.sendgrid:SendGridConnector",
 }
