@@ -93,7 +93,8 @@ def _alive(pid: int) -> bool:
 def test_a_sigkilled_pdf_export_fails_within_the_bound_and_leaves_no_worker(served_pdf):
     created = served_pdf.post({"email_id": 2, "export_type": "pdf",
                                "options": {"locales": ["en-US", "de-DE", "ar-SA"]}})
-    pid = _flow_process(created["flow_run_id"], 60)
+    flow_run_id = served_pdf.wait_run(created["id"])  # created by the dispatcher (issue 13's outbox)
+    pid = _flow_process(flow_run_id, 60)
     workers: set[int] = set()
     deadline = time.monotonic() + 180
     while not workers:
@@ -110,5 +111,5 @@ def test_a_sigkilled_pdf_export_fails_within_the_bound_and_leaves_no_worker(serv
     assert record["status"] == "failed", record
     assert took < BOUND, f"{took:.1f} s"
     assert not any(_alive(w) for w in workers), "PDF workers outlived the killed flow process"
-    run = httpx.get(f"{served_pdf.prefect}/flow_runs/{created['flow_run_id']}", headers=HEADERS).json()
+    run = httpx.get(f"{served_pdf.prefect}/flow_runs/{flow_run_id}", headers=HEADERS).json()
     assert run["state_type"] in ("CRASHED", "FAILED"), run["state_type"]
