@@ -142,6 +142,16 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def split_hosts(value: Any) -> Any:
+    """An allow-list setting (`host` or `host:port`, comma-separated in the environment) -> its
+    lower-cased entries; other values are left for pydantic to refuse."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple):
+        return [str(v).strip().lower() for v in value if str(v).strip()]
+    return value
+
+
 class EgressSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMAILEXPORT_EGRESS_", env_file=".env", extra="ignore")
 
@@ -152,11 +162,7 @@ class EgressSettings(BaseSettings):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list | tuple):
-            return [str(v).strip().lower() for v in value if str(v).strip()]
-        return value
+        return split_hosts(value)
 
     def policy(self) -> EgressPolicy:
         return EgressPolicy(self.allowed_hosts)

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from emailexport.egress import split_hosts
+
 __all__ = ["ImageSettings"]
 
 
@@ -27,11 +29,7 @@ class ImageSettings(BaseSettings):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list | tuple):
-            return [str(v).strip().lower() for v in value if str(v).strip()]
-        return value
+        return split_hosts(value)
 
     def allows(self, host: str, port: int) -> bool:
         """True when the operator allow-listed `host` (any port) or `host:port`."""
