@@ -568,7 +568,10 @@ def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int | Non
     env = {
         **os.environ,
         "EMAILEXPORT_DATA_DIR": str(data_dir),
-        "PREFECT_HOME": str(data_dir / "prefect"),
+        # Its own home (server database): the embedded default's is `<data dir>/prefect`, and a CLI
+        # export run beside `serve` starts an ephemeral server there; two servers on one SQLite file
+        # would contend for its lock. The render cache (PREFECT_LOCAL_STORAGE_PATH) stays shared.
+        "PREFECT_HOME": str(data_dir / "prefect-serve"),
         "PREFECT_API_URL": prefect_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": prefect_url,
