@@ -565,6 +565,7 @@ def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int | Non
     api_port = port if port else free_port(host, None if port == 0 else 8000)
     pf_port = prefect_port if prefect_port else free_port(host, None if prefect_port == 0 else 4200)
     prefect_url = f"http://{host}:{pf_port}/api"
+    (data_dir / "prefect-serve").mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "EMAILEXPORT_DATA_DIR": str(data_dir),
