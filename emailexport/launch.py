@@ -15,26 +15,49 @@ The flows (`flows/`) only sequence stages; these classes hold the threads, retri
 from __future__ import annotations
 
 import contextlib
+import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from emailexport.models import ExportRecord
-from emailexport.runtime import embedded_flow_settings, ensure_prefect_api, open_store
+from emailexport.runtime import embedded_flow_settings, ensure_prefect_api, is_embedded, open_store
 from emailexport.settings import get_settings
 
 __all__ = ["START_ATTEMPTS", "DeploymentLauncher", "Launcher", "LocalLauncher", "make_launcher", "run_export_flow"]
 
 START_ATTEMPTS = 3  # a run Prefect refused to create (e.g. 503 from a busy server) is tried again
 NO_RESULT = "the export flow run ended without recording a result"
+logger = logging.getLogger(__name__)
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+_local_flows: dict[int, tuple[Any, Any]] = {}  # id(flow) -> (flow, the same with its result storage named)
+
+
+def _in_process(flow: Any) -> Any:
+    """The flow as run here against the ephemeral server, with its result storage named: the local
+    storage path, which is what Prefect picks when the server has no default storage block (an
+    ephemeral server of this project never has one). Unnamed, Prefect asks the server for that
+    default at the flow run and again at each task run: three of an export's twelve API calls."""
+    if not is_embedded():
+        return flow
+    pair = _local_flows.get(id(flow))
+    if pair is None or pair[0] is not flow:
+        from prefect.settings import get_current_settings
+
+        path = Path(get_current_settings().results.local_storage_path)
+        # persist_result stays off as before: naming a storage would otherwise switch it on.
+        pair = _local_flows[id(flow)] = (flow, flow.with_options(result_storage=path, persist_result=False))
+    return pair[1]
 
 
 def run_export_flow(export_id: int, *, sleep: Callable[[float], None] = time.sleep) -> Any:
@@ -51,7 +74,7 @@ def run_export_flow(export_id: int, *, sleep: Callable[[float], None] = time.sle
             try:
                 ensure_prefect_api()
                 with embedded_flow_settings():
-                    state = export_email(export_id, return_state=True)
+                    state = _in_process(export_email)(export_id, return_state=True)
                 break
             except Exception as exc:  # the run could not even start (server down or busy)
                 problem = f"the export flow run could not start: {_describe(exc)}"
@@ -68,31 +91,49 @@ def run_export_flow(export_id: int, *, sleep: Callable[[float], None] = time.sle
 
 class LocalLauncher:
     """Runs each export's flow in this process, `concurrency` at a time, against one Prefect
-    server for the whole bulk run (started before the first export)."""
+    server for the whole bulk run (started before the first export).
+
+    Each of the `concurrency` worker threads keeps one Prefect API client for all the runs it
+    executes (Prefect's `SyncClientContext`, which a flow run reuses when one is open): otherwise
+    every flow run builds a client (an SSL context, a connection pool) and asks the server for a
+    CSRF token first. `launch` blocks while `concurrency` exports wait to start (bounded memory)."""
 
     mode = "local"
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk-export")
-        self._slots = threading.BoundedSemaphore(concurrency * 2)  # bounded backlog: bounded memory
+        self._jobs: queue.Queue[tuple[int, Callable[[int], None]] | None] = queue.Queue(maxsize=concurrency)
         with contextlib.suppress(Exception):  # each row tries again and, failing, records why
             ensure_prefect_api()
+        self._workers = [threading.Thread(target=self._work, name=f"bulk-export-{n}", daemon=True)
+                         for n in range(concurrency)]
+        for worker in self._workers:
+            worker.start()
+
+    def _work(self) -> None:
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(Exception):  # no server yet: each run makes its own client
+                from prefect.context import SyncClientContext
+
+                stack.enter_context(SyncClientContext.get_or_create())
+            while (job := self._jobs.get()) is not None:
+                export_id, on_done = job
+                try:
+                    run_export_flow(export_id)
+                except Exception:  # run_export_flow records why; a worker must outlive any one export
+                    logger.exception("bulk export %s: unexpected error", export_id)
+                finally:
+                    on_done(export_id)
 
     def launch(self, record: ExportRecord, on_done: Callable[[int], None]) -> None:
-        self._slots.acquire()
-
-        def run() -> None:
-            try:
-                run_export_flow(record.id)
-            finally:
-                self._slots.release()
-                on_done(record.id)
-
-        self._pool.submit(run)
+        self._jobs.put((record.id, on_done))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Wait for every launched export to end, then stop the workers."""
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join()
 
 
 class DeploymentLauncher:

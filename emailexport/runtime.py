@@ -124,17 +124,42 @@ def ensure_prefect_api(settings: Settings | None = None) -> str:
     current = get_current_settings()
     if current.api.url:
         return str(current.api.url)
-    from prefect.server.api.server import SubprocessASGIServer
+    from emailexport.prefect_server import EmbeddedPrefectServer
 
-    server = SubprocessASGIServer()  # Prefect's per-process singleton, the one `get_client` uses
+    # Prefect's per-process singleton (the one `get_client` uses), serving 503s with a short
+    # Retry-After (emailexport/prefect_server.py); if Prefect made its own first, that one is used.
+    server = EmbeddedPrefectServer()
     if not server.running:
         settings = settings or get_settings()
         timeout = settings.prefect_startup_timeout_seconds
         home = current.home
         home.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(home / SERVER_LOCK), timeout=2 * timeout):
+        with FileLock(str(home / SERVER_LOCK), timeout=2 * timeout), _without_unused_services():
             server.start(timeout=timeout)
     return server.api_url
+
+
+# Services of an ephemeral server that nothing of the embedded default uses; each processes every
+# event of every run (issue 14: with them on, a bulk row cost the server about twice the CPU):
+# automations (their triggers and actions: an ephemeral server has no UI to define one and none is
+# made by this project) and the events table (read by the UI's event feed, which an ephemeral
+# server does not serve). Task runs, flow runs, logs and artifacts are recorded as before. A
+# variable set in the environment wins, e.g. PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED=true.
+UNUSED_EMBEDDED_SERVICES = (
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED",
+)
+
+
+@contextmanager
+def _without_unused_services() -> Iterator[None]:
+    """Settings for starting the ephemeral server (Prefect passes the current settings to its process)."""
+    import prefect.settings
+    from prefect.settings import temporary_settings
+
+    updates = {getattr(prefect.settings, name): False for name in UNUSED_EMBEDDED_SERVICES if name not in os.environ}
+    with temporary_settings(updates=updates):
+        yield
 
 
 _no_heartbeats: dict[int, Any] = {}  # id(settings) -> (settings, the same without heartbeats)

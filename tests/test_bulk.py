@@ -177,3 +177,24 @@ def test_identical_rows_in_one_file_are_one_export(mini, tmp_path):
     assert summary.rows[1].errors == [f"export {summary.rows[0].export_id} still in progress"] or summary.rows[
         1].errors == [f"export {summary.rows[0].export_id} already completed"]
     assert mini.list_exports(3)[1] == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_local_bulk_workers_keep_one_prefect_client_each(mini, tmp_path, monkeypatch):
+    """Each worker thread opens one API client for all its exports (issue 14): a client per flow run
+    costs an SSL context, a connection pool and a CSRF-token request to the server."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    made: list[int] = []
+    original = SyncPrefectClient.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncPrefectClient, "__init__", counting)
+    rows = "".join(f"3,1,html,{locale},,{minify},\n" for locale in ("en-US", "de-DE", "ar-SA")
+                   for minify in ("true", ""))
+    summary = run_bulk(_write(tmp_path, HEADER + rows), concurrency=2)
+    assert summary.count("completed") == 6, summary.rows
+    assert 1 <= len(made) <= 2  # two workers, six flow runs
