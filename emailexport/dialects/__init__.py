@@ -59,9 +59,8 @@ UNCONFIRMED: dict[str, list[str]] = {
     "sendgrid": [],
     "iterable": [],
     "hubspot": [
-        'personalization_token("contact.x", "default")',
-        "the `is string_containing` test",
-        "contact property internal names (firstname, lastname, lower-cased keys)",
+        "custom contact property internal names as the lower-cased tag key (a property's internal name is "
+        "fixed when it is created; set attribute_names.hubspot when it differs)",
     ],
     "marketo": [
         "Email Designer token without a default ({{lead.firstName}})",
