@@ -5,7 +5,9 @@ and rate limit, and the example email exported through it in a flow."""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -255,10 +257,16 @@ def test_customerio_regions_pick_the_api_and_app_hosts():
         connector.close()
 
 
-def test_customerio_wrong_key_is_a_401_with_customerios_message_and_no_secret(fake, make_connector):
-    with pytest.raises(AuthenticationError, match="HTTP 401: invalid_credentials: invalid credentials") as info:
-        make_connector(credentials={"app_api_key": "not-the-app-key-0000"}).push(DE)
-    assert "not-the-app-key-0000" not in str(info.value) and fake.newsletters == {}
+def test_customerio_wrong_key_is_a_401_with_customerios_message_and_no_secret(fake, make_connector, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "not-the-app-key-0000"
+    fake.inject(method="POST", reply=Reply(401, {"errors": [{"code": "invalid_credentials", "status": "401",
+                                                             "detail": f"invalid key Bearer {wrong}"}]}))
+    with pytest.raises(AuthenticationError, match="HTTP 401: invalid_credentials: invalid key") as info:
+        make_connector(credentials={"app_api_key": wrong}).push(DE)
+    for form in (wrong, base64.b64encode(wrong.encode()).decode(), wrong.upper()):
+        assert form not in str(info.value) and form not in caplog.text
+    assert fake.newsletters == {}
     with pytest.raises(TerminalConnectorError, match="credentials are missing or invalid: app_api_key"):
         make_connector(credentials={"api_key": SECRET})
 
