@@ -19,6 +19,7 @@ __all__ = ["ESP_CONNECTORS", "esp_connector_class", "known_esp_types", "register
 ESP_CONNECTORS: dict[str, str] = {
     "braze": "connectors.esp.braze:BrazeConnector",
     "brevo": "connectors.esp.brevo:BrevoConnector",
+    "campaign_monitor": "connectors.esp.campaign_monitor:CampaignMonitorConnector",
     "customerio": "connectors.esp.customerio:CustomerIoConnector",
     "hubspot": "connectors.esp.hubspot:HubSpotConnector",
     "iterable": "connectors.esp.iterable:IterableConnector",

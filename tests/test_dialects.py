@@ -11,6 +11,7 @@ from emailexport.dialects import (
     UnsupportedRuleError,
     attribute_name,
     conditional_syntax,
+    escape_text,
     tag_syntax,
 )
 from emailexport.errors import RenderError
@@ -437,6 +438,10 @@ def test_unknown_preset_lists_the_known_ones() -> None:
         ("marketo", "first_name", "First Name"),
         ("marketo", "email", "Email Address"),
         ("campaign_monitor", "first_name", "firstname"),
+        ("campaign_monitor", "last_name", "lastname"),
+        ("campaign_monitor", "email_address", "email"),  # Campaign Monitor's Email address field is [email]
+        ("campaign_monitor", "name", "fullname"),  # its Name field is [fullname] (and [firstname], [lastname])
+        ("campaign_monitor", "subscription date", "subscriptiondate"),  # spaces removed, as Campaign Monitor does
         ("mailjet", "first_name", "firstname"),
     ],
 )
@@ -525,3 +530,20 @@ def test_braze_output_parses_as_liquid_once_attributes_are_resolved() -> None:
     source = values["gold"] + "G" + values["silver"] + "S" + values["other"] + "O" + syntax.closing
     source = source.replace("{{custom_attribute.${tier}}}", "tier")
     assert _liquid_render(source, {"tier": "silver"}) == "S"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Hi [firstname]!", "Sent to [EMAIL]", "[fullname] and [lastname]", "[if:tier=gold]", "a [endif] b",
+     "[city,fallback=you]"],
+)
+def test_campaign_monitor_text_holding_its_tags_is_refused(text: str) -> None:
+    # Campaign Monitor replaces these wherever they stand (the built-in Name and Email address tags need
+    # no fallback) and has no way to write them literally.
+    with pytest.raises(DialectError, match="campaign_monitor: the text"):
+        escape_text("campaign_monitor", text)
+
+
+@pytest.mark.parametrize("text", ["Footnote [1]", "[sic]", "Save [up to 30%]", "[firstname is not a tag"])
+def test_campaign_monitor_other_brackets_stay_text(text: str) -> None:
+    assert escape_text("campaign_monitor", text) == [(False, text)]

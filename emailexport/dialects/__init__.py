@@ -68,9 +68,10 @@ UNCONFIRMED: dict[str, list[str]] = {
         "$math.toNumber for greater_than/less_than and `== true/false` for booleans in Velocity",
     ],
     "campaign_monitor": [
-        "[field,fallback=x] personalization tag",
-        "[if:F=v] [elseif:F=v] [else] [endif] conditional tags",
-        "attribute naming (lower case, separators removed)",
+        "[if:F=v] [elseif:F=v] [else] [endif]: seen in public integrations' Campaign Monitor templates, not on a "
+        "Campaign Monitor page; other operators (!=, set, unset) are not written",
+        "lower-casing in attribute naming: Campaign Monitor keeps a field name's case in its tag ([ZipCode]) and "
+        "does not say whether tags match regardless of case",
     ],
     "mailjet": [
         'a "" default inside conditions (data:x:"" == "y")',

@@ -15,7 +15,7 @@ fails with that message instead of shipping live template code.
 | AMPscript | `%%` (`%%[`, `%%=`, `%%Attr%%`) | `%%=Char(37,2)=%%` |
 | Marketo | `{{`, `{%` | refused (no documented escape) |
 | Mailchimp | `*\\|` | refused (no documented escape) |
-| Campaign Monitor | `[if:`, `[elseif:`, `[else]`, `[endif]`, `[x,fallback=...]` | refused |
+| Campaign Monitor | `[if:` `[elseif:` `[else]` `[endif]` `[x,fallback=…]`, built-in `[firstname]` etc. | refused |
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ Piece = tuple[bool, str]
 _LIQUID_RE = re.compile(r"\{[{%]")
 _DJANGO_RE = re.compile(r"\{[{%#]")
 _DJANGO_NAMES = {"{{": "openvariable", "{%": "openblock", "{#": "opencomment"}
-_CM_RE = re.compile(r"\[(?:if:|elseif:|else\]|endif\]|[^\[\]]*,\s*fallback=)", re.I)
+# Campaign Monitor runs its conditionals, any tag with a fallback, and the tags of its built-in Name and
+# Email address fields (which need no fallback) wherever they appear.
+_CM_RE = re.compile(r"\[(?:if:|elseif:|else\]|endif\]|(?:firstname|lastname|fullname|email)\]|[^\[\]]*,\s*fallback=)",
+                    re.I)
 _REFUSED = {
     "marketo": (re.compile(r"\{[{%]"), "'{{' or '{%'"),
     "mailchimp": (re.compile(r"\*\|"), "'*|'"),
-    "campaign_monitor": (_CM_RE, "a [if:]/[else]/[endif] or [field,fallback=] tag"),
+    "campaign_monitor": (_CM_RE, "a [if:]/[else]/[endif], [field,fallback=] or [firstname]/[email] tag"),
 }
 
 

@@ -14,7 +14,7 @@ An explicit per-preset name (`PersonalizationTag.attribute_names[preset]`) alway
 | iterable | camelCase of the words | `firstName` | `tier` |
 | hubspot | internal names: lower case, `firstname`/`lastname` without underscore | `firstname` | `tier` |
 | marketo | the classic editor's display name: Title Case words (`email` is `Email Address`) | `First Name` | `Tier` |
-| campaign_monitor | lower case, separators removed | `firstname` | `tier` |
+| campaign_monitor | lower case, no separators; `email_address`: `email`, `name`: `fullname` | `firstname` | `tier` |
 | mailjet | lower case, `firstname`/`lastname` without underscore | `firstname` | `tier` |
 
 Marketo needs three spellings of one field; they are derived from the display name (see
@@ -79,7 +79,9 @@ NAMING: dict[str, Callable[[str], str]] = {
     "iterable": _camel,
     "hubspot": _special({"first_name": "firstname", "last_name": "lastname"}, str.lower),
     "marketo": _special({"email": "Email Address"}, lambda k: " ".join(w.capitalize() for w in words(k))),
-    "campaign_monitor": _squash,
+    # Campaign Monitor derives a field's tag from its name without spaces ("subscription date" ->
+    # [subscriptiondate]); its Name and Email address fields are [fullname] / [firstname] / [lastname] and [email].
+    "campaign_monitor": _special({"email_address": "email", "name": "fullname"}, _squash),
     "mailjet": _special({"first_name": "firstname", "last_name": "lastname"}, str.lower),
 }
 
