@@ -12,13 +12,11 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 import pytest
-import yaml
 
 from connectors.cdn.s3 import CACHE_CONTROL
 from connectors.errors import (
@@ -41,13 +39,13 @@ from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorCon
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.campaign_monitor import CampaignMonitorFake
 from tests.connectors.faults import FaultSequences
+from tests.connectors.flow import example_data, export_example
 
 API_KEY = SECRET  # the contract checks that this value never reaches a message
 CLIENT_ID = "4a397ccaaa55eb4e6aa1221e1e2d7122"
 S3_KEY_ID = "AKIAEXAMPLEKEYID0042"
 S3_SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzz0042"
 APP_URL = "https://northwind.createsend.com"
-EXAMPLE = Path(__file__).parents[2] / "examples" / "workspace.yaml"
 WRAPPED = '<multiline label="Email content">'
 
 
@@ -349,15 +347,10 @@ def test_campaign_monitor_s3_keys_go_together_and_are_never_shown(make_connector
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_campaign_monitor_example_email_exports_through_the_flow(store, fake, hosting, monkeypatch):
-    from emailexport.bundle import import_bundle, load_bundle
-    from emailexport.validation import validate_export_request
-    from flows.export_email import export_email
-
-    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    raw["connectors"] = [{"id": 6, "type": "campaign_monitor", "name": "Northwind Campaign Monitor",
-                          "credentials": "env:NW_CM",
-                          "settings": {"client_id": CLIENT_ID, "app_url": APP_URL,
-                                       "api_base_url": f"{fake.url}/api/v3.3", "html_hosting": hosting}}]
+    raw = example_data()
+    connector = {"id": 6, "type": "campaign_monitor", "name": "Northwind Campaign Monitor", "credentials": "env:NW_CM",
+                 "settings": {"client_id": CLIENT_ID, "app_url": APP_URL,
+                              "api_base_url": f"{fake.url}/api/v3.3", "html_hosting": hosting}}
     monkeypatch.setenv("NW_CM", json.dumps(_credentials()))
     profile = next(p["id"] for p in raw["dynamic_content_profiles"]
                    if p["template_engine_preset"] == "campaign_monitor")
@@ -365,18 +358,9 @@ def test_campaign_monitor_example_email_exports_through_the_flow(store, fake, ho
     # equals is written): the example names a Yes/No custom field for it in this profile's syntax.
     store_conditional = next(c for c in raw["conditionals"] if c["id"] == 2)
     assert str(profile) in store_conditional["dynamic_content_profile_syntaxes"]
-    bundle = load_bundle(raw)
-    import_bundle(store, bundle, base_dir=EXAMPLE.parent)
-    email = bundle.emails[0]
-    locales = list(email.locales)
-    checked = validate_export_request(store, bundle.workspace.id, {
-        "email_id": email.id, "export_type": "connector", "connector_id": 6,
-        "dynamic_content_profile_id": str(profile), "options": {"locales": locales}})
-    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
-                                 options=checked.request.options, connector_id=6,
-                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
-    state = export_email(record.id, return_state=True)
-    final = store.require_export(record.id)
+    run = export_example(store, connector, "campaign_monitor", raw)
+    assert run.profile == str(profile)  # the profile checked above is the one exported with
+    state, final, email, locales = run.state, run.final, run.email, run.locales
     assert state.is_completed() and final.status == "completed", final.export_errors
     assert final.integration_name == "Campaign Monitor"
     ids = {loc: r.resource_id for loc, r in final.results.items()}

@@ -10,12 +10,10 @@ import json
 import logging
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from connectors.errors import (
     AuthenticationError,
@@ -32,9 +30,9 @@ from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorCon
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.customerio import CustomerIoFake
 from tests.connectors.faults import FaultSequences
+from tests.connectors.flow import export_example
 
 SEGMENT = 7
-EXAMPLE = Path(__file__).parents[2] / "examples" / "workspace.yaml"
 DE = replace(ITEM, marker="ee-de0000000001")
 
 
@@ -365,30 +363,13 @@ def test_customerio_fake_refuses_read_only_and_unknown_fields(fake):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_customerio_example_email_exports_through_the_flow_as_translations(store, fake, monkeypatch):
-    from emailexport.bundle import import_bundle, load_bundle
-    from emailexport.validation import validate_export_request
-    from flows.export_email import export_email
-
     newsletter = fake.add_newsletter("Spring Sale 2026", ("", "fr-FR"))
-    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    raw["connectors"] = [{"id": 5, "type": "customerio", "name": "Northwind Customer.io",
-                          "credentials": "env:NW_CUSTOMERIO",
-                          "settings": {"api_base_url": f"{fake.url}/v1", "region": "eu", "from_id": 1,
-                                       "languages": {"en-US": ""}}}]
+    connector = {"id": 5, "type": "customerio", "name": "Northwind Customer.io", "credentials": "env:NW_CUSTOMERIO",
+                 "settings": {"api_base_url": f"{fake.url}/v1", "region": "eu", "from_id": 1,
+                              "languages": {"en-US": ""}}}
     monkeypatch.setenv("NW_CUSTOMERIO", json.dumps({"app_api_key": SECRET}))
-    bundle = load_bundle(raw)
-    import_bundle(store, bundle, base_dir=EXAMPLE.parent)
-    email = bundle.emails[0]
-    profile = next(p.id for p in bundle.dynamic_content_profiles if p.template_engine_preset == "customerio")
-    locales = list(email.locales)
-    checked = validate_export_request(store, bundle.workspace.id, {
-        "email_id": email.id, "export_type": "connector", "connector_id": 5, "dynamic_content_profile_id": str(profile),
-        "options": {"locales": locales, "campaign_id": str(newsletter)}})
-    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
-                                 options=checked.request.options, connector_id=5,
-                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
-    state = export_email(record.id, return_state=True)
-    final = store.require_export(record.id)
+    run = export_example(store, connector, "customerio", options={"campaign_id": str(newsletter)})
+    state, final, locales = run.state, run.final, run.locales
     assert state.is_completed() and final.status == "completed", final.export_errors
     assert final.integration_name == "Customer.io"
     ids = {loc: r.resource_id for loc, r in final.results.items()}

@@ -12,12 +12,10 @@ import re
 from dataclasses import replace
 from email.parser import BytesParser
 from email.policy import HTTP
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from connectors.errors import (
     AuthenticationError,
@@ -38,10 +36,10 @@ from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorCon
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.hubspot import FakeHubSpot
 from tests.connectors.faults import FaultSequences
+from tests.connectors.flow import export_example
 
 PORTAL = 4242
 CAMPAIGN = "1b7f51a6-33c1-44d6-ba28-fe81f655dced"
-EXAMPLE = Path(__file__).parents[2] / "examples" / "workspace.yaml"
 
 
 @pytest.fixture
@@ -391,28 +389,12 @@ def test_hubspot_fake_is_strict_about_unknown_properties_and_multipart_uploads(f
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_hubspot_example_email_exports_through_the_flow(store, fake, monkeypatch):
-    from emailexport.bundle import import_bundle, load_bundle
-    from emailexport.validation import validate_export_request
-    from flows.export_email import export_email
-
-    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    raw["connectors"] = [{"id": 6, "type": "hubspot", "name": "Northwind HubSpot", "credentials": "env:NW_HUBSPOT",
-                          "settings": {"api_base_url": fake.url, "portal_id": PORTAL, "from_name": "Northwind",
-                                       "reply_to": "news@northwind.example"}}]
+    connector = {"id": 6, "type": "hubspot", "name": "Northwind HubSpot", "credentials": "env:NW_HUBSPOT",
+                 "settings": {"api_base_url": fake.url, "portal_id": PORTAL, "from_name": "Northwind",
+                              "reply_to": "news@northwind.example"}}
     monkeypatch.setenv("NW_HUBSPOT", json.dumps({"access_token": SECRET}))
-    bundle = load_bundle(raw)
-    import_bundle(store, bundle, base_dir=EXAMPLE.parent)
-    email = bundle.emails[0]
-    profile = next(p.id for p in bundle.dynamic_content_profiles if p.template_engine_preset == "hubspot")
-    locales = list(email.locales)
-    checked = validate_export_request(store, bundle.workspace.id, {
-        "email_id": email.id, "export_type": "connector", "connector_id": 6,
-        "dynamic_content_profile_id": str(profile), "options": {"locales": locales}})
-    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
-                                 options=checked.request.options, connector_id=6,
-                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
-    state = export_email(record.id, return_state=True)
-    final = store.require_export(record.id)
+    run = export_example(store, connector, "hubspot")
+    state, final, email, locales = run.state, run.final, run.email, run.locales
     assert state.is_completed() and final.status == "completed", final.export_errors
     assert final.integration_name == "HubSpot"
     ids = {loc: r.resource_id for loc, r in final.results.items()}

@@ -23,6 +23,7 @@ from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorCon
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.iterable import IterableFake
 from tests.connectors.faults import FaultSequences
+from tests.connectors.flow import export_example
 
 SENDER = "news@shop.example"
 UPSERT = r"/api/templates/email/upsert$"
@@ -276,28 +277,12 @@ EXAMPLE_LOCALES = ["en-US", "de-DE", "fr-FR", "es-ES", "ar-SA", "ja-JP"]
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_iterable_flow_exports_the_example_email_to_the_fake(store, fake, monkeypatch):
-    import yaml
-
-    from emailexport.bundle import import_bundle, load_bundle
-    from emailexport.validation import validate_export_request
-    from flows.export_email import export_email
-    from tests.conftest import EXAMPLE
-
-    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     monkeypatch.setenv("NORTHWIND_ITERABLE", json.dumps({"api_key": SECRET}))
-    data["connectors"] = [{"id": 1, "type": "iterable", "name": "Iterable", "credentials": "env:NORTHWIND_ITERABLE",
-                           "settings": {"api_base_url": fake.url, "from_email": SENDER, "from_name": "Northwind"}}]
-    bundle = load_bundle(data)
-    import_bundle(store, bundle)
-    profile = next(p.id for p in bundle.dynamic_content_profiles if p.template_engine_preset == "iterable")
-    checked = validate_export_request(store, 1, {
-        "email_id": 1, "export_type": "connector", "connector_id": 1, "dynamic_content_profile_id": str(profile),
-        "options": {"locales": EXAMPLE_LOCALES, "export_field_values": {"google_analytics_campaign_name": "spring"}}})
-    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
-                                 options=checked.request.options, connector_id=1,
-                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
-    state = export_email(record.id, return_state=True)
-    record = store.require_export(record.id)
+    connector = {"id": 1, "type": "iterable", "name": "Iterable", "credentials": "env:NORTHWIND_ITERABLE",
+                 "settings": {"api_base_url": fake.url, "from_email": SENDER, "from_name": "Northwind"}}
+    run = export_example(store, connector, "iterable", locales=EXAMPLE_LOCALES,
+                         options={"export_field_values": {"google_analytics_campaign_name": "spring"}})
+    state, record = run.state, run.final
     assert state.is_completed() and record.status == "completed", record.export_errors
     assert record.integration_name == "Iterable"
     ids = {loc: r.resource_id for loc, r in record.results.items()}

@@ -7,12 +7,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from connectors.errors import (
     AuthenticationError,
@@ -28,10 +26,10 @@ from tests.connectors.contract import CLIENT_TIMEOUT, ITEM, SECRET, ConnectorCon
 from tests.connectors.fakes.base import Reply
 from tests.connectors.fakes.mailjet import MailjetFake
 from tests.connectors.faults import FaultSequences
+from tests.connectors.flow import export_example
 
 API_KEY = "0123456789abcdef0123456789abcdef"
 SENDER = "news@shop.example"
-EXAMPLE = Path(__file__).parents[2] / "examples" / "workspace.yaml"
 
 
 @pytest.fixture
@@ -257,28 +255,12 @@ def test_mailjet_fake_is_strict_about_unknown_properties(fake):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_mailjet_example_email_exports_through_the_flow(store, fake, monkeypatch):
-    from emailexport.bundle import import_bundle, load_bundle
-    from emailexport.validation import validate_export_request
-    from flows.export_email import export_email
-
-    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    raw["connectors"] = [{"id": 5, "type": "mailjet", "name": "Northwind Mailjet", "credentials": "env:NW_MAILJET",
-                          "settings": {"api_base_url": f"{fake.url}/v3", "sender_email": "news@northwind.example",
-                                       "sender_name": "Northwind"}}]
+    connector = {"id": 5, "type": "mailjet", "name": "Northwind Mailjet", "credentials": "env:NW_MAILJET",
+                 "settings": {"api_base_url": f"{fake.url}/v3", "sender_email": "news@northwind.example",
+                              "sender_name": "Northwind"}}
     monkeypatch.setenv("NW_MAILJET", json.dumps({"api_key": API_KEY, "secret_key": SECRET}))
-    bundle = load_bundle(raw)
-    import_bundle(store, bundle, base_dir=EXAMPLE.parent)
-    email = bundle.emails[0]
-    profile = next(p.id for p in bundle.dynamic_content_profiles if p.template_engine_preset == "mailjet")
-    locales = list(email.locales)
-    checked = validate_export_request(store, bundle.workspace.id, {
-        "email_id": email.id, "export_type": "connector", "connector_id": 5,
-        "dynamic_content_profile_id": str(profile), "options": {"locales": locales}})
-    record = store.create_export(workspace=checked.workspace, email=checked.email, export_type="connector",
-                                 options=checked.request.options, connector_id=5,
-                                 dynamic_content_profile_id=str(profile), integration_name=checked.integration_name)
-    state = export_email(record.id, return_state=True)
-    final = store.require_export(record.id)
+    run = export_example(store, connector, "mailjet")
+    state, final, email, locales = run.state, run.final, run.email, run.locales
     assert state.is_completed() and final.status == "completed", final.export_errors
     assert final.integration_name == "Mailjet"
     ids = {loc: r.resource_id for loc, r in final.results.items()}
