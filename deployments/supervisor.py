@@ -76,6 +76,9 @@ class Child:
     argv: list[str]
     ready_url: str | None = None
     log_file: Path | None = None
+    # Added to the child's nice value (its own children inherit it): batch work yields the CPU to
+    # the API and the Prefect server on a shared machine.
+    niceness: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
@@ -90,9 +93,11 @@ class Supervisor:
     def start(self, child: Child, ready_timeout: float = 120.0) -> None:
         """Start `child` in its own session and wait until its `ready_url` answers."""
         out = open(child.log_file, "ab") if child.log_file else None  # noqa: SIM115 - owned by the child
+        niceness = child.niceness
         child.process = subprocess.Popen(child.argv, env=self.env, cwd=ROOT, start_new_session=True,
                                          stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT if out else None)
+                                         stderr=subprocess.STDOUT if out else None,
+                                         preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
         if out:
             out.close()
         self.children.append(child)

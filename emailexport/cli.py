@@ -598,7 +598,8 @@ def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int | Non
         console.print(f"Starting the runner (log: {escape(str(logs / 'runner.log'))}) and the API ...")
         # The runner is ready once its deployment is on the server (a POST before that would be a 503).
         supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
-                               ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}"))
+                               ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}",
+                               niceness=settings.runner_niceness))
         # The dispatcher creates the flow runs of accepted exports and runs the reconcile loop.
         supervisor.start(Child("dispatcher", [sys.executable, "-m", "emailexport.runs.dispatcher"],
                                log_file=logs / "dispatcher.log"))

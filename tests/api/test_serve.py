@@ -233,6 +233,24 @@ def test_the_prefect_ui_run_list_shows_only_export_and_bulk_runs(served):
     assert all(not d["schedules"] for d in deployments if d["name"] == "export-email")
 
 
+def test_the_runner_and_its_flow_runs_yield_the_cpu_to_the_api_and_the_prefect_server(served):
+    """Issue 13: with exports running on the same cores, an API answer must not queue behind them.
+    The runner is started 5 nice steps lower (its flow-run processes inherit that); the API and
+    the Prefect server keep serve's own priority."""
+    base = os.getpriority(os.PRIO_PROCESS, served.process.pid)
+    seen: dict[str, list[int]] = {"runner": [], "api": [], "server": []}
+    for pid in descendants(served.process.pid):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            niceness = os.getpriority(os.PRIO_PROCESS, pid)
+            for name, marker in (("runner", "-m deployments.serve"), ("api", "emailexport.api:create_app"),
+                                 ("server", " server start")):
+                if marker in command:
+                    seen[name].append(niceness)
+    assert seen["runner"] == [min(base + 5, 19)], seen
+    assert seen["api"] == [base] and seen["server"] and set(seen["server"]) == {base}, seen
+
+
 def test_sigint_stops_the_server_the_runner_and_the_api_leaving_no_process(served):
     tree = descendants(served.process.pid)
     assert len(tree) >= 3
