@@ -537,6 +537,14 @@ def serve(
             cluster.stop()
 
 
+def _runner_niceness(settings: Any, store_url: str) -> int:
+    """`EMAILEXPORT_RUNNER_NICENESS`, else 5 on a PostgreSQL store and 0 on SQLite: SQLite has one
+    write lock, and a flow run holding it at a lower priority would make the API wait longer."""
+    if settings.runner_niceness is not None:
+        return settings.runner_niceness
+    return 0 if store_url.startswith("sqlite") else 5
+
+
 def _start_postgres(settings: Any, data_dir: Path) -> Any:
     """`serve --postgres`: the cluster is started before the supervisor becomes a subreaper, so its
     server is not a descendant the supervisor kills on the way out; it is stopped cleanly after."""
@@ -599,7 +607,8 @@ def _serve(settings: Any, data_dir: Path, logs: Path, host: str, port: int | Non
         # The runner is ready once its deployment is on the server (a POST before that would be a 503).
         supervisor.start(Child("runner", [sys.executable, "-m", "deployments.serve"], log_file=logs / "runner.log",
                                ready_url=f"{prefect_url}/deployments/name/{settings.export_deployment}",
-                               niceness=settings.runner_niceness))
+                               niceness=_runner_niceness(settings, env.get("EMAILEXPORT_DATABASE_URL")
+                                                         or settings.resolved_database_url())))
         # The dispatcher creates the flow runs of accepted exports and runs the reconcile loop.
         supervisor.start(Child("dispatcher", [sys.executable, "-m", "emailexport.runs.dispatcher"],
                                log_file=logs / "dispatcher.log"))

@@ -30,9 +30,10 @@ class Settings(BaseSettings):
     render_cache: bool = Field(default=True, description="reuse a locale's render when nothing it depends on changed")
     cache_expiration_days: int = Field(default=30, ge=1)
     runner_limit: int = Field(default=8, ge=1, le=256, description="flow runs `deployments.serve` runs at once")
-    runner_niceness: int = Field(default=5, ge=0, le=19, description=(
-        "nice value `serve` adds to its runner and the flow runs it starts, so that on a shared machine the API "
-        "and the Prefect server answer first (issue 13: POST latency while exports run); 0 to turn off"))
+    runner_niceness: int | None = Field(default=None, ge=0, le=19, description=(
+        "nice value `serve` adds to its runner and the flow runs it starts, so that the API and the Prefect server "
+        "answer first while exports run (issue 13). Default: 5 when the store is PostgreSQL, 0 on SQLite, where a "
+        "lowered flow run holding SQLite's one write lock would make the API wait longer (priority inversion)"))
     bulk_concurrency: int = Field(default=4, ge=1, le=64, description="exports a local bulk run runs at once")
     # The embedded default (issue 14): Prefect's home, result storage and server start-up.
     prefect_home: Path | None = Field(
