@@ -8,13 +8,21 @@ key is never uploaded again (a HEAD first). Objects are immutable by constructio
 (`emailexport.egress.pinned_endpoint`: loopback/private/metadata refused unless allow-listed in
 `EMAILEXPORT_EGRESS_ALLOWED_HOSTS`; a plain-http endpoint pinned to the checked address) before
 any credential is handed to s3fs. Without `endpoint_url`, botocore talks to AWS's own endpoint for
-the region. Each request has botocore's connect and read timeouts (`TIMEOUT_SECONDS`); botocore
-offers no total deadline per request.
+the region. Each socket operation has botocore's connect and read timeouts (`TIMEOUT_SECONDS`), which
+bound neither an endpoint that trickles its answer nor botocore's own retries (up to 5 attempts of
+30 s each). So an upload (the HEAD and the PUT together) also has a total deadline
+(`DEADLINE_SECONDS`), enforced by fsspec's `sync(..., timeout=)` around s3fs's coroutines, which
+cancels the request when it passes: like every other outbound request (emailexport/egress.py), an
+endpoint named in workspace data cannot hold a worker longer than that. Running out of it is a
+transient error (the task retries).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from fsspec.exceptions import FSTimeoutError
 
 from emailexport.egress import EgressPolicy, EgressRefused, pinned_endpoint
 from emailexport.errors import TerminalError, TransientError
@@ -27,6 +35,7 @@ __all__ = ["CACHE_CONTROL", "S3CdnConnector"]
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 TIMEOUT_SECONDS = 30
+DEADLINE_SECONDS = 120.0  # one upload: the HEAD and the PUT, with botocore's retries
 _TERMINAL_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
                              "AllAccessDisabled", "InvalidBucketName", "AccountProblem"})
 
@@ -62,14 +71,24 @@ class S3CdnConnector:
         key = cdn_key(self.config.prefix, sha256, extension)
         path = f"{self.config.bucket}/{key}"
         url = f"{self.config.base_url.rstrip('/')}/{key}"
+        what = (f"CDN connector {self.config.id} ({self.config.name or self.config.type}): uploading {key} to "
+                f"bucket {self.config.bucket}")
+        ends = time.monotonic() + DEADLINE_SECONDS
         try:
-            if self.fs.exists(path):
+            # `timeout` is fsspec's (sync() waits that long for the coroutine, then cancels it).
+            if self.fs.exists(path, timeout=_left(ends)):
                 return UploadResult(url=url, key=key, uploaded=False)
-            self.fs.pipe_file(path, data, ContentType=content_type, CacheControl=CACHE_CONTROL)
+            self.fs.pipe_file(path, data, ContentType=content_type, CacheControl=CACHE_CONTROL, timeout=_left(ends))
+        except FSTimeoutError:
+            raise TransientError(f"{what} failed: no answer within the {DEADLINE_SECONDS:g} s deadline") from None
         except Exception as exc:  # the boundary: every s3fs/botocore failure becomes a typed error
-            raise _typed(exc, f"CDN connector {self.config.id} ({self.config.name or self.config.type}): "
-                              f"uploading {key} to bucket {self.config.bucket}") from None
+            raise _typed(exc, what) from None
         return UploadResult(url=url, key=key, uploaded=True)
+
+
+def _left(ends: float) -> float:
+    """Seconds left until `ends` (at least a little: 0 would mean no timeout to fsspec)."""
+    return max(ends - time.monotonic(), 0.01)
 
 
 def _typed(exc: Exception, what: str) -> Exception:

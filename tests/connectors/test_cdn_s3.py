@@ -50,3 +50,43 @@ def test_an_unknown_type_names_the_known_ones():
     with pytest.raises(UnknownCdnConnector, match=r"type 'gcs' is not supported \(known types: s3\)"):
         open_cdn(CdnConnector(id=1, type="gcs", bucket="b", base_url="https://x"))
     assert known_types() == ["s3"]
+
+
+def test_an_endpoint_that_never_answers_is_given_up_at_the_total_deadline(monkeypatch):
+    """botocore's 30 s read timeout (retried up to 5 times) does not bound an upload: a CDN endpoint
+    named in workspace data that accepts connections and never answers must not hold the worker
+    longer than the upload's total deadline."""
+    import socket
+    import threading
+    import time
+
+    from connectors.cdn import s3
+    from emailexport.errors import TransientError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept_and_hold() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    monkeypatch.setattr(s3, "DEADLINE_SECONDS", 2.0)
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        cdn = open_cdn(_config(endpoint, "silent-bucket"), CREDENTIALS)
+        started = time.monotonic()
+        with pytest.raises(TransientError, match=r"no answer within the 2 s deadline") as info:
+            cdn.upload(b"x", sha256="1" * 64, extension="png", content_type="image/png")
+        assert time.monotonic() - started < 2 + 1.5  # fsspec checks its deadline once a second
+        assert held  # the request did reach the endpoint
+        assert "s3cr3t" not in str(info.value)
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
