@@ -118,12 +118,16 @@ class LocalLauncher:
                 stack.enter_context(SyncClientContext.get_or_create())
             while (job := self._jobs.get()) is not None:
                 export_id, on_done = job
+                # A worker must outlive any one export: run_export_flow records its own failures, and
+                # a worker that died here would leave `launch` and `close` waiting on a full queue.
                 try:
                     run_export_flow(export_id)
-                except Exception:  # run_export_flow records why; a worker must outlive any one export
+                except Exception:
                     logger.exception("bulk export %s: unexpected error", export_id)
-                finally:
+                try:
                     on_done(export_id)
+                except Exception:  # the bulk run's bookkeeping (a store read) failed: it polls again
+                    logger.exception("bulk export %s: reporting its end failed", export_id)
 
     def launch(self, record: ExportRecord, on_done: Callable[[int], None]) -> None:
         self._jobs.put((record.id, on_done))

@@ -198,3 +198,39 @@ def test_local_bulk_workers_keep_one_prefect_client_each(mini, tmp_path, monkeyp
     summary = run_bulk(_write(tmp_path, HEADER + rows), concurrency=2)
     assert summary.count("completed") == 6, summary.rows
     assert 1 <= len(made) <= 2  # two workers, six flow runs
+
+
+def test_a_local_worker_outlives_an_export_whose_bookkeeping_fails(monkeypatch):
+    """A failing `on_done` (the bulk run's store read) must not kill a worker thread: with every
+    worker gone, `launch` and `close` would wait forever on the full queue."""
+    import contextlib
+    import threading
+
+    from prefect.context import SyncClientContext
+
+    from emailexport import launch
+    from emailexport.models import ExportRecord
+
+    ran: list[int] = []
+    monkeypatch.setattr(launch, "ensure_prefect_api", lambda: "http://127.0.0.1:9/api")
+    monkeypatch.setattr(launch, "run_export_flow", ran.append)
+    monkeypatch.setattr(SyncClientContext, "get_or_create", classmethod(lambda cls: contextlib.nullcontext()))
+    done: list[int] = []
+
+    def on_done(export_id: int) -> None:
+        done.append(export_id)
+        raise RuntimeError("database is locked")
+
+    launcher = launch.LocalLauncher(1)
+    records = [ExportRecord.model_construct(id=n) for n in range(1, 6)]
+    finished = threading.Event()
+
+    def drive() -> None:
+        for record in records:
+            launcher.launch(record, on_done)
+        launcher.close()
+        finished.set()
+
+    threading.Thread(target=drive, daemon=True).start()
+    assert finished.wait(30), f"the bulk run hung after {done}"
+    assert ran == done == [1, 2, 3, 4, 5]
